@@ -1,0 +1,1 @@
+"""Evaluation: re-id mAP/CMC, team and role metrics, tracking HOTA."""
