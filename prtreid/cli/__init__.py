@@ -6,10 +6,10 @@ import argparse
 import logging
 import sys
 
-from prtreid.cli import data
+from prtreid.cli import data, reid
 from prtreid.errors import ConfigError, FormatError
 
-_MODULES = (data,)
+_MODULES = (data, reid)
 
 
 def build_parser() -> argparse.ArgumentParser:

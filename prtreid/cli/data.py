@@ -50,7 +50,7 @@ def run_crops(args: argparse.Namespace) -> int:
     from prtreid.data.crops import CropConfig, build_crops
 
     cfg = from_dict(CropConfig, load_yaml(args.config), str(args.config)) if args.config else CropConfig()
-    progress, close = bar("crops", unit="frame")
+    progress, close = bar("crops", unit="seq")
     try:
         summary = build_crops(args.data, args.out, cfg, progress=progress)
     finally:
