@@ -1,0 +1,155 @@
+"""Tracking evaluation: HOTA / CLEAR / Identity through trackeval, plus team and role accuracy.
+
+HOTA follows the public SoccerNet tracking evaluation: trackeval's ``MotChallenge2DBox`` with
+``BENCHMARK=SNMOT``, ``DO_PREPROC=False`` (no distractor removal, classes ignored) and the metrics
+HOTA, CLEAR and Identity. Ground truth comes from the sequence folders (``gt/gt.txt``); predictions
+are ``PRED_DIR/<sequence>.txt`` in the same MOTChallenge format.
+
+Team and role accuracy are scored per tracklet-frame: in every frame, ground-truth boxes are matched
+to predicted boxes (Hungarian on IoU, IoU >= 0.5); each matched pair whose ground truth has a role
+scores role accuracy, and each matched ground-truth *player* with a team scores team accuracy. Team
+labels of a prediction are cluster ids (0/1), so a sequence is scored with the better of the two
+label permutations.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import trackeval
+from scipy.optimize import linear_sum_assignment
+
+from prtreid.data.soccernet import find_sequences, format_mot, load_sequence, read_mot
+from prtreid.data.types import TEAMS, MotTable, Sequence
+
+TRACKER_NAME = "prtreid"
+COMBINED = "COMBINED"
+
+
+def evaluate_tracking(gt_root: str | Path, pred_dir: str | Path) -> dict[str, dict[str, float]]:
+    """Per-sequence and combined metrics (fractions in 0..1) for every sequence of ``gt_root``.
+
+    Keys per sequence: ``HOTA``, ``DetA``, ``AssA``, ``MOTA``, ``IDF1``, and, when the
+    prediction has a ``<seq>.tracks.parquet`` with team/role columns, ``team_acc``/``role_acc``.
+    """
+    pred_dir = Path(pred_dir)
+    seqs = [load_sequence(p, load_det=False) for p in find_sequences(gt_root)]
+    seqs = [s for s in seqs if s.gt is not None]
+    if not seqs:
+        raise FileNotFoundError(f"{gt_root}: no sequence with ground truth")
+    preds = {s.name: _read_prediction(pred_dir, s.name) for s in seqs}
+    results = hota_metrics({s.name: s.gt for s in seqs}, preds, {s.name: s.info.seq_length for s in seqs})
+    totals = {"team": [0, 0], "role": [0, 0]}
+    for s in seqs:
+        table = pred_dir / f"{s.name}.tracks.parquet"
+        if table.exists():
+            acc = attribute_accuracy(s, pd.read_parquet(table))
+            results[s.name] |= {k: v for k, v in acc.items() if not k.startswith("_")}
+            for key in totals:
+                totals[key][0] += acc[f"_{key}_correct"]
+                totals[key][1] += acc[f"_{key}_total"]
+    for key, (correct, total) in totals.items():
+        if total:
+            results[COMBINED][f"{key}_acc"] = correct / total
+    return results
+
+
+def _read_prediction(pred_dir: Path, name: str) -> MotTable:
+    path = pred_dir / f"{name}.txt"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no prediction for sequence {name}")
+    return read_mot(path)
+
+
+def hota_metrics(gt: dict[str, MotTable], pred: dict[str, MotTable],
+                 lengths: dict[str, int]) -> dict[str, dict[str, float]]:
+    """Run trackeval on in-memory tables; returns metrics per sequence and ``COMBINED``."""
+    with tempfile.TemporaryDirectory(prefix="prtreid-trackeval-") as tmp:
+        root = Path(tmp)
+        for name, table in gt.items():
+            (root / "gt" / name / "gt").mkdir(parents=True)
+            (root / "gt" / name / "gt" / "gt.txt").write_text(format_mot(table))
+            out = root / "trackers" / TRACKER_NAME / "data" / f"{name}.txt"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(format_mot(pred[name]))
+        raw = _run_trackeval(root, lengths)
+    return {(COMBINED if seq == "COMBINED_SEQ" else seq): _summarise(res["pedestrian"]) for seq, res in raw.items()}
+
+
+def _run_trackeval(root: Path, lengths: dict[str, int]) -> dict[str, Any]:
+    eval_cfg = {"USE_PARALLEL": False, "BREAK_ON_ERROR": True, "LOG_ON_ERROR": None,
+                "PRINT_RESULTS": False, "PRINT_CONFIG": False, "TIME_PROGRESS": False,
+                "OUTPUT_SUMMARY": False, "OUTPUT_DETAILED": False, "PLOT_CURVES": False,
+                "DISPLAY_LESS_PROGRESS": True}
+    data_cfg = {"GT_FOLDER": str(root / "gt"), "TRACKERS_FOLDER": str(root / "trackers"),
+                "OUTPUT_FOLDER": str(root / "out"), "TRACKERS_TO_EVAL": [TRACKER_NAME],
+                "BENCHMARK": "SNMOT", "SPLIT_TO_EVAL": "test", "DO_PREPROC": False,
+                "SKIP_SPLIT_FOL": True, "TRACKER_SUB_FOLDER": "data", "SEQ_INFO": dict(lengths),
+                "PRINT_CONFIG": False}
+    metrics = [trackeval.metrics.HOTA(), trackeval.metrics.CLEAR({"PRINT_CONFIG": False}),
+               trackeval.metrics.Identity({"PRINT_CONFIG": False})]
+    with contextlib.redirect_stdout(io.StringIO()):  # trackeval prints progress unconditionally
+        evaluator = trackeval.Evaluator(eval_cfg)
+        res, msg = evaluator.evaluate([trackeval.datasets.MotChallenge2DBox(data_cfg)], metrics)
+    if msg["MotChallenge2DBox"][TRACKER_NAME] != "Success":
+        raise RuntimeError(f"trackeval failed: {msg['MotChallenge2DBox'][TRACKER_NAME]}")
+    return res["MotChallenge2DBox"][TRACKER_NAME]
+
+
+def _summarise(res: dict[str, dict[str, Any]]) -> dict[str, float]:
+    hota = res["HOTA"]
+    return {"HOTA": float(np.mean(hota["HOTA"])), "DetA": float(np.mean(hota["DetA"])),
+            "AssA": float(np.mean(hota["AssA"])), "MOTA": float(res["CLEAR"]["MOTA"]),
+            "IDF1": float(res["Identity"]["IDF1"]), "IDSW": float(res["CLEAR"]["IDSW"])}
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of boxes given as (left, top, width, height), (N, 4) x (M, 4) -> (N, M)."""
+    a1, a2 = a[:, None, :2], a[:, None, :2] + a[:, None, 2:]
+    b1, b2 = b[None, :, :2], b[None, :, :2] + b[None, :, 2:]
+    inter = np.clip(np.minimum(a2, b2) - np.maximum(a1, b1), 0, None).prod(-1)
+    union = a[:, None, 2:].prod(-1) + b[None, :, 2:].prod(-1) - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def attribute_accuracy(seq: Sequence, tracks: pd.DataFrame, min_iou: float = 0.5) -> dict[str, float]:
+    """Team and role accuracy of a prediction table (columns frame, left, top, width, height, team, role)."""
+    pairs = _matched_pairs(seq.gt, tracks, min_iou)
+    role_ok = team_agree = team_n = role_n = 0
+    for gt_id, row in pairs:
+        info = seq.tracks.get(gt_id)
+        if info is None:
+            continue
+        role_n += 1
+        role_ok += int(row["role"] == info.role)
+        if info.role == "player" and info.team in TEAMS and pd.notna(row["team"]):
+            team_n += 1
+            team_agree += int(int(row["team"]) == TEAMS.index(info.team))
+    team_best = max(team_agree, team_n - team_agree)
+    out: dict[str, float] = {"_team_correct": team_best, "_team_total": team_n,
+                             "_role_correct": role_ok, "_role_total": role_n}
+    if team_n:
+        out["team_acc"] = team_best / team_n
+    if role_n:
+        out["role_acc"] = role_ok / role_n
+    return out
+
+
+def _matched_pairs(gt: MotTable, tracks: pd.DataFrame, min_iou: float) -> list[tuple[int, pd.Series]]:
+    pairs = []
+    by_frame = dict(tuple(tracks.groupby("frame")))
+    for frame in np.unique(gt.frame):
+        pred = by_frame.get(frame)
+        if pred is None:
+            continue
+        g = gt.at_frame(frame)
+        iou = iou_matrix(g.box, pred[["left", "top", "width", "height"]].to_numpy(float))
+        rows, cols = linear_sum_assignment(-iou)
+        pairs += [(int(g.track_id[r]), pred.iloc[c]) for r, c in zip(rows, cols) if iou[r, c] >= min_iou]
+    return pairs
