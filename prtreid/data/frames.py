@@ -1,0 +1,120 @@
+"""Frame sources: a SoccerNet sequence folder or a video file, streamed one frame at a time.
+
+A source yields ``(frame_number, bgr_image)`` pairs with 1-based frame numbers (the MOT
+convention), never holding more than one decoded frame. Decoding errors raise :class:`FrameError`
+with the path, so a bulk run can turn a corrupt or truncated video into a failure record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from prtreid.data.soccernet import SEQINFO, read_seqinfo
+
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v")
+
+
+class FrameError(RuntimeError):
+    """A frame source could not be opened or decoded; the message names the path."""
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What is known of a source before decoding it."""
+
+    name: str
+    width: int
+    height: int
+    fps: float
+    num_frames: int | None
+
+
+class SequenceFrames:
+    """Frames of a SoccerNet sequence folder (``img1/000001.jpg`` ...)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        seq = read_seqinfo(self.root / SEQINFO)
+        self.seqinfo = seq
+        self.info = SourceInfo(seq.name, seq.im_width, seq.im_height, seq.frame_rate, seq.seq_length)
+
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
+        folder = self.root / self.seqinfo.im_dir
+        for frame in range(1, self.seqinfo.seq_length + 1):
+            path = folder / f"{frame:06d}{self.seqinfo.im_ext}"
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is None:
+                raise FrameError(f"{path}: missing or unreadable frame {frame}")
+            yield frame, image
+
+
+class VideoFrames:
+    """Frames of a video file, decoded with PyAV (FFmpeg), threaded decoding on."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FrameError(f"{self.path}: no such video file")
+        try:
+            with av.open(str(self.path)) as container:
+                if not container.streams.video:
+                    raise FrameError(f"{self.path}: no video stream")
+                stream = container.streams.video[0]
+                fps = float(stream.average_rate or 25)
+                self.info = SourceInfo(self.path.stem, stream.codec_context.width, stream.codec_context.height,
+                                       fps, stream.frames or None)
+        except av.error.FFmpegError as exc:
+            raise FrameError(f"{self.path}: cannot open video ({exc})") from None
+
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
+        count = 0
+        try:
+            with av.open(str(self.path)) as container:
+                stream = container.streams.video[0]
+                stream.thread_type = "AUTO"
+                for frame in container.decode(stream):
+                    count += 1
+                    yield count, frame.to_ndarray(format="bgr24")
+        except av.error.FFmpegError as exc:
+            raise FrameError(f"{self.path}: decoding failed after {count} frames ({exc})") from None
+        if count == 0:
+            raise FrameError(f"{self.path}: the video has no decodable frame")
+
+
+def open_frames(path: str | Path) -> SequenceFrames | VideoFrames:
+    """A frame source for a sequence folder or a video file."""
+    path = Path(path)
+    if path.is_dir():
+        if not (path / SEQINFO).exists():
+            raise FrameError(f"{path}: a folder input must be a SoccerNet sequence (no {SEQINFO})")
+        return SequenceFrames(path)
+    if path.suffix.lower() not in VIDEO_SUFFIXES and path.exists():
+        raise FrameError(f"{path}: unknown video type {path.suffix!r} (known: {', '.join(VIDEO_SUFFIXES)})")
+    return VideoFrames(path)
+
+
+def write_video(path: str | Path, frames: Iterator[np.ndarray], fps: float, crf: int = 23) -> int:
+    """Encode BGR frames to an H.264 MP4 (libx264, yuv420p); returns the number of frames."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with av.open(str(path), mode="w") as container:
+        stream = None
+        for image in frames:
+            if stream is None:
+                stream = container.add_stream("libx264", rate=round(fps))
+                stream.width, stream.height = image.shape[1] // 2 * 2, image.shape[0] // 2 * 2
+                stream.pix_fmt = "yuv420p"
+                stream.options = {"crf": str(crf), "preset": "veryfast"}
+            img = image[: stream.height, : stream.width]
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="bgr24")))
+            n += 1
+        if stream is not None:
+            container.mux(stream.encode())
+    return n
