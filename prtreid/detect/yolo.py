@@ -1,0 +1,125 @@
+"""A YOLO person detector (ultralytics), batched.
+
+``ultralytics`` is imported when a detector is built, not when this module is imported: reading
+oracle boxes does not pay for it, and :func:`prtreid.detect.yolo_train.prepare_offline_ultralytics`
+can still choose the settings folder (ultralytics fixes it at import time).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from prtreid.detect.base import DetectorConfig, FrameDetections, check_batch
+
+log = logging.getLogger(__name__)
+
+MODEL_YAML_SUFFIXES = (".yaml", ".yml")
+
+
+def resolve_weights(weights: str | Path) -> str:
+    """Check that ``weights`` names a local file or a model yaml, so ultralytics never downloads.
+
+    A model yaml (``yolov8n.yaml``) may be a bare name: ultralytics builds it, untrained, from the
+    configurations it ships.
+
+    Raises:
+        FileNotFoundError: a weights name that is not on disk (ultralytics would try to download it).
+    """
+    text = str(weights)
+    if Path(text).expanduser().is_file():
+        return str(Path(text).expanduser())
+    if text.lower().endswith(MODEL_YAML_SUFFIXES):
+        return text
+    raise FileNotFoundError(
+        f"detector weights {text!r}: no such file. Give a local .pt file, or a model yaml such as "
+        "'yolov8n.yaml' for an untrained network (names of hub weights are refused: they would be downloaded)"
+    )
+
+
+def resolve_device(device: str) -> str:
+    """The ultralytics device string of a config's ``device`` (``"auto"``: CUDA 0 if present, else CPU)."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "0" if torch.cuda.is_available() else "cpu"
+
+
+def is_cuda(device: str) -> bool:
+    """Whether an ultralytics device string names a CUDA device."""
+    d = device.strip().lower()
+    return d not in ("cpu", "mps", "") and not d.startswith("mps")
+
+
+class YoloDetector:
+    """Person detection with an ultralytics YOLO model, loaded once.
+
+    Args:
+        weights: a local ``.pt`` file, or a model yaml (``yolov8n.yaml``) for an untrained network.
+        cfg: thresholds, size, batch and device.
+    """
+
+    def __init__(self, weights: str | Path, cfg: DetectorConfig = DetectorConfig()) -> None:
+        self.weights = resolve_weights(weights)
+        from ultralytics import YOLO
+
+        self.cfg = cfg
+        self.device = resolve_device(cfg.device)
+        self.model = YOLO(self.weights, task="detect")
+        log.debug("loaded detector %s on %s", self.weights, self.device)
+
+    def detect(self, frames: Sequence[np.ndarray], frame_ids: Sequence[int]) -> list[FrameDetections]:
+        """Detections of each BGR uint8 frame, ``cfg.batch`` frames per forward pass."""
+        check_batch(frames, frame_ids)
+        out: list[FrameDetections] = []
+        for start in range(0, len(frames), self.cfg.batch):
+            chunk = [_check_frame(f) for f in frames[start:start + self.cfg.batch]]
+            results = self.model.predict(chunk, **self.predict_args())
+            out.extend(_to_detections(r) for r in results)
+        return out
+
+    def predict_args(self) -> dict[str, Any]:
+        """Keyword arguments given to ``YOLO.predict``."""
+        cfg = self.cfg
+        return {
+            "conf": cfg.conf,
+            "iou": cfg.iou,
+            "imgsz": cfg.imgsz,
+            "max_det": cfg.max_det,
+            "classes": list(cfg.classes) or None,
+            "device": self.device,
+            "verbose": False,
+            "stream": False,
+            **precision_args(cfg.half and is_cuda(self.device)),
+        }
+
+
+def precision_args(half: bool) -> dict[str, Any]:
+    """fp16 or fp32 inference, spelled for the installed ultralytics (``quantize`` replaced ``half`` in 8.4)."""
+    from ultralytics.cfg import DEFAULT_CFG_DICT
+
+    if "quantize" in DEFAULT_CFG_DICT:
+        return {"quantize": 16 if half else None}
+    return {"half": half}
+
+
+def _check_frame(frame: np.ndarray) -> np.ndarray:
+    if not isinstance(frame, np.ndarray) or frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        desc = f"{frame.dtype} {frame.shape}" if isinstance(frame, np.ndarray) else type(frame).__name__
+        raise ValueError(f"expected a BGR uint8 frame of shape (H, W, 3), got {desc}")
+    return frame
+
+
+def _to_detections(result: Any) -> FrameDetections:
+    """Convert one ultralytics ``Results`` (boxes already clipped to the frame)."""
+    boxes = result.boxes
+    return FrameDetections(
+        boxes=boxes.xyxy.detach().cpu().numpy(),
+        scores=boxes.conf.detach().cpu().numpy(),
+        classes=boxes.cls.detach().cpu().numpy().round(),
+    )
