@@ -1,0 +1,130 @@
+"""Local folders and ``s3://`` URIs behind one small interface with atomic, retried writes.
+
+Built on :mod:`pyarrow.fs`. S3 credentials come from the standard AWS chain (environment,
+shared config, instance profile); an S3-compatible endpoint (MinIO, moto, Ceph) is taken from the
+standard ``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL`` variables or given explicitly.
+
+Atomicity: a local write goes to a hidden temporary name in the same folder, then is renamed;
+an S3 object only becomes visible when its upload completes. Either way a reader never sees a
+partial file, so "the file exists" can serve as a completion marker.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable
+from typing import TypeVar
+from urllib.parse import urlparse
+
+import pyarrow.fs as pafs
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def s3_filesystem(endpoint: str | None = None, region: str | None = None) -> pafs.S3FileSystem:
+    """A pyarrow S3 filesystem; ``endpoint`` like ``http://127.0.0.1:9000`` overrides AWS's."""
+    endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    kwargs: dict[str, object] = {"region": region or os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}
+    if endpoint:
+        parsed = urlparse(endpoint if "://" in endpoint else f"https://{endpoint}")
+        kwargs |= {"endpoint_override": parsed.netloc, "scheme": parsed.scheme or "https"}
+    return pafs.S3FileSystem(**kwargs)
+
+
+def split_uri(uri: str, endpoint: str | None = None) -> tuple[pafs.FileSystem, str]:
+    """The filesystem and the root path of a local path or ``s3://bucket/prefix``."""
+    if uri.startswith("s3://"):
+        return s3_filesystem(endpoint), uri[len("s3://"):].rstrip("/")
+    if "://" in uri and not uri.startswith("file://"):
+        raise ValueError(f"unsupported storage URI {uri!r} (a local path or s3://bucket/prefix)")
+    path = os.path.abspath(uri[len("file://"):] if uri.startswith("file://") else uri)
+    return pafs.LocalFileSystem(), path
+
+
+class Storage:
+    """Files under a root (local folder or S3 prefix), addressed by relative names ``a/b.txt``."""
+
+    def __init__(self, uri: str, endpoint: str | None = None, retries: int = 4, backoff: float = 0.5) -> None:
+        self.uri = str(uri)
+        self.endpoint = endpoint
+        self.fs, self.root = split_uri(self.uri, endpoint)
+        self.is_local = isinstance(self.fs, pafs.LocalFileSystem)
+        self.retries = retries
+        self.backoff = backoff
+
+    def __reduce__(self) -> tuple[type, tuple]:  # pyarrow filesystems are rebuilt on Ray workers
+        return Storage, (self.uri, self.endpoint, self.retries, self.backoff)
+
+    def path(self, name: str) -> str:
+        """Full filesystem path of a relative name."""
+        return f"{self.root}/{name}" if name else self.root
+
+    def url(self, name: str) -> str:
+        """Human-readable location of a relative name (for reports)."""
+        return f"s3://{self.path(name)}" if not self.is_local else self.path(name)
+
+    def exists(self, name: str) -> bool:
+        """Whether a file exists."""
+        info = self._retry(lambda: self.fs.get_file_info(self.path(name)), f"stat {name}")
+        return info.type == pafs.FileType.File
+
+    def read_bytes(self, name: str) -> bytes:
+        """Contents of a file."""
+        def read() -> bytes:
+            with self.fs.open_input_stream(self.path(name)) as fh:
+                return fh.read()
+        return self._retry(read, f"read {name}")
+
+    def write_bytes(self, name: str, data: bytes) -> None:
+        """Write atomically (readers never see a partial file), retrying transient errors."""
+        self._retry(lambda: self._write_once(name, data), f"write {name}")
+
+    def write_text(self, name: str, text: str) -> None:
+        """UTF-8 text through :meth:`write_bytes`."""
+        self.write_bytes(name, text.encode("utf-8"))
+
+    def list(self, prefix: str = "") -> list[str]:
+        """Relative names of the files below ``prefix`` (recursive), sorted."""
+        selector = pafs.FileSelector(self.path(prefix), allow_not_found=True, recursive=True)
+        infos = self._retry(lambda: self.fs.get_file_info(selector), f"list {prefix}")
+        base = len(self.root) + 1
+        return sorted(i.path[base:] for i in infos if i.type == pafs.FileType.File)
+
+    def delete(self, name: str) -> None:
+        """Remove a file if it exists."""
+        if self.exists(name):
+            self._retry(lambda: self.fs.delete_file(self.path(name)), f"delete {name}")
+
+    def _write_once(self, name: str, data: bytes) -> None:
+        target = self.path(name)
+        if not self.is_local:
+            with self.fs.open_output_stream(target) as fh:
+                fh.write(data)
+            return
+        parent, base = os.path.split(target)
+        self.fs.create_dir(parent, recursive=True)
+        tmp = os.path.join(parent, f".{base}.{uuid.uuid4().hex}.tmp")
+        try:
+            with self.fs.open_output_stream(tmp) as fh:
+                fh.write(data)
+            self.fs.move(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    def _retry(self, fn: Callable[[], T], what: str) -> T:
+        for attempt in range(self.retries + 1):
+            try:
+                return fn()
+            except (OSError, ConnectionError) as exc:
+                if isinstance(exc, (FileNotFoundError, PermissionError)) or attempt == self.retries:
+                    raise
+                delay = self.backoff * 2 ** attempt
+                log.warning("storage %s failed (%s); retry %d/%d in %.1fs",
+                            what, type(exc).__name__, attempt + 1, self.retries, delay)
+                time.sleep(delay)
+        raise AssertionError("unreachable")

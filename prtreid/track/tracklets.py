@@ -1,0 +1,213 @@
+"""Tracklet post-processing: team clustering, role vote and gap interpolation over a whole video.
+
+The tracker's per-frame outputs are collected into a :class:`TrackTable` (one row per track per
+frame, with the detection's team embedding and role probabilities). Once the video is done:
+
+* :func:`vote_roles`: each tracklet's role is the argmax of its **mean softmax probabilities**
+  (averaging raw logits, as tracklab does, lets one overconfident frame outvote many).
+* :func:`assign_teams`: tracklet means of unit team embeddings, KMeans(2) over player tracklets
+  weighted by their length; goalkeepers and short player tracklets take the nearer centroid;
+  referees and others get no team. Team labels 0/1 are arbitrary (evaluation is
+  permutation-invariant).
+* :func:`interpolate_gaps`: linear interpolation of boxes across short gaps within a track
+  (StrongSORT's linear interpolation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.cluster import KMeans
+
+from prtreid.data.types import MotTable
+from prtreid.track.tracker import Appearance, Tracks
+
+
+@dataclass(frozen=True)
+class TrackTable:
+    """Tracker output of a video, one row per (frame, track).
+
+    Attributes:
+        frame: ``(N,)`` int64 frame numbers.
+        track_id: ``(N,)`` int64.
+        box: ``(N, 4)`` float64 xyxy pixels.
+        score: ``(N,)`` detection scores.
+        team: ``(N, Dt)`` team embeddings of the detections, or ``None``; NaN rows are unknown.
+        role_probs: ``(N, R)`` role probabilities of the detections, or ``None``; NaN rows unknown.
+        interpolated: ``(N,)`` True for rows added by :func:`interpolate_gaps`.
+    """
+
+    frame: np.ndarray
+    track_id: np.ndarray
+    box: np.ndarray
+    score: np.ndarray
+    team: np.ndarray | None = None
+    role_probs: np.ndarray | None = None
+    interpolated: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.frame)
+        if self.interpolated is None:
+            object.__setattr__(self, "interpolated", np.zeros(n, bool))
+        sizes = [len(self.track_id), len(self.box), len(self.score), len(self.interpolated)]
+        sizes += [len(x) for x in (self.team, self.role_probs) if x is not None]
+        if any(s != n for s in sizes):
+            raise ValueError(f"TrackTable columns disagree in length: {n} frames vs {sizes}")
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    @classmethod
+    def from_tracks(cls, frame: int, tracks: Tracks, appearance: Appearance | None = None) -> TrackTable:
+        """Rows of one frame: the tracker's output plus the matched detections' team and role data."""
+        n, idx = len(tracks), tracks.det_index
+        team = None if appearance is None or appearance.team is None else np.asarray(appearance.team)[idx]
+        roles = None if appearance is None or appearance.role_probs is None else np.asarray(appearance.role_probs)[idx]
+        return cls(np.full(n, frame, np.int64), np.asarray(tracks.ids, np.int64),
+                   np.asarray(tracks.boxes, np.float64).reshape(n, 4), np.asarray(tracks.scores, np.float64),
+                   None if team is None else team.astype(np.float64),
+                   None if roles is None else roles.astype(np.float64))
+
+    @classmethod
+    def concat(cls, tables: Iterable[TrackTable]) -> TrackTable:
+        """Stack tables; a table lacking team or role columns gets NaN rows where others have them."""
+        tables = list(tables)
+        if not tables:
+            return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 4)), np.zeros(0))
+
+        def stack(name: str) -> np.ndarray | None:
+            cols = [getattr(t, name) for t in tables]
+            width = next((c.shape[1] for c in cols if c is not None), None)
+            if width is None:
+                return None
+            return np.concatenate([np.full((len(t), width), np.nan) if c is None else c for t, c in zip(tables, cols)])
+
+        return cls(*(np.concatenate([getattr(t, k) for t in tables]) for k in ("frame", "track_id", "box", "score")),
+                   team=stack("team"), role_probs=stack("role_probs"),
+                   interpolated=np.concatenate([t.interpolated for t in tables]))
+
+    def select(self, rows: np.ndarray) -> TrackTable:
+        """Rows at ``rows`` (a boolean mask or indices)."""
+        opt = {k: None if getattr(self, k) is None else getattr(self, k)[rows] for k in ("team", "role_probs")}
+        return TrackTable(self.frame[rows], self.track_id[rows], self.box[rows], self.score[rows],
+                          interpolated=self.interpolated[rows], **opt)
+
+    def sorted(self) -> TrackTable:
+        """Rows ordered by frame, then track id."""
+        return self.select(np.lexsort((self.track_id, self.frame)))
+
+    def to_mot(self) -> MotTable:
+        """The MOT table (left, top, width, height boxes) for a SoccerNet submission file."""
+        ltwh = np.concatenate([self.box[:, :2], self.box[:, 2:] - self.box[:, :2]], axis=1)
+        return MotTable(self.frame.copy(), self.track_id.copy(), ltwh, self.score.copy())
+
+
+def _group_mean(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-key mean of rows of ``values``: (unique keys, means, counts)."""
+    order = np.argsort(keys, kind="stable")
+    uniq, starts, counts = np.unique(keys[order], return_index=True, return_counts=True)
+    if len(uniq) == 0:
+        return uniq, np.zeros((0, values.shape[1])), counts
+    sums = np.add.reduceat(values[order], starts, axis=0)
+    return uniq, sums / counts[:, None], counts
+
+
+def vote_roles(track_ids: np.ndarray, role_prob_rows: np.ndarray, role_names: Sequence[str]) -> dict[int, str]:
+    """Role of each tracklet: argmax of its mean role probabilities.
+
+    Args:
+        track_ids: ``(N,)`` track id of each row.
+        role_prob_rows: ``(N, R)`` softmax probabilities (NaN rows are skipped). Logits are
+            refused: averaging logits is not averaging beliefs.
+        role_names: the R role names, in column order.
+
+    Returns:
+        ``{track_id: role}`` for tracklets with at least one known row.
+    """
+    probs = np.asarray(role_prob_rows, dtype=np.float64)
+    if probs.ndim != 2 or probs.shape[1] != len(role_names):
+        raise ValueError(f"role_prob_rows must be (N, {len(role_names)}), got {probs.shape}")
+    ok = np.isfinite(probs).all(1)
+    if ((probs[ok] < -1e-6).any() or not np.allclose(probs[ok].sum(1), 1.0, atol=1e-3)):
+        raise ValueError("role_prob_rows must be softmax probabilities (non-negative rows summing to 1), not logits")
+    uniq, mean, _ = _group_mean(np.asarray(track_ids)[ok], probs[ok])
+    return {int(t): role_names[int(k)] for t, k in zip(uniq, mean.argmax(1))}
+
+
+def assign_teams(
+    track_ids: np.ndarray,
+    team_emb_rows: np.ndarray,
+    role_rows: np.ndarray | None,
+    role_names: Sequence[str],
+    team_roles: Sequence[str] = ("player",),
+    nearest_roles: Sequence[str] = ("goalkeeper",),
+    min_rows: int = 5,
+    seed: int = 0,
+) -> dict[int, int | None]:
+    """Team (0 or 1) of each tracklet, or ``None``.
+
+    Each tracklet is summarised by the mean of its L2-normalised team embeddings (NaN rows
+    skipped), normalised again. KMeans(2) (``n_init=10``, seeded) runs over the tracklets whose
+    voted role is in ``team_roles`` and that have at least ``min_rows`` rows, each weighted by
+    its number of rows, so short noisy fragments do not move the centroids. Every such tracklet,
+    long or short, then takes the nearer centroid. Tracklets voted in ``nearest_roles``
+    (goalkeepers) also take the nearer centroid: their kit differs from both teams and the side of
+    the pitch is unknown here, so this is a best guess that the team model places a goalkeeper
+    closer to his own team. Other roles (referees, others) get ``None``; ``role_rows=None`` treats
+    every tracklet as a player.
+    """
+    track_ids = np.asarray(track_ids)
+    emb = np.asarray(team_emb_rows, dtype=np.float64)
+    ok = np.isfinite(emb).all(1)
+    emb = emb / np.linalg.norm(emb, axis=1, keepdims=True).clip(1e-12)
+    uniq, mean, counts = _group_mean(track_ids[ok], emb[ok])
+    mean = mean / np.linalg.norm(mean, axis=1, keepdims=True).clip(1e-12)
+    roles = {} if role_rows is None else vote_roles(track_ids, role_rows, role_names)
+    role_of = [roles.get(int(t), team_roles[0]) if role_rows is None else roles.get(int(t)) for t in uniq]
+    is_team = np.array([r in team_roles for r in role_of], bool)
+    takes_team = is_team | np.array([r in nearest_roles for r in role_of], bool)
+    out: dict[int, int | None] = {int(t): None for t in np.unique(track_ids)}
+    fit = is_team & (counts >= min_rows)
+    if not fit.any():
+        fit = is_team
+    if not fit.any():
+        return out
+    if fit.sum() == 1:
+        centroids = mean[fit]
+    else:
+        km = KMeans(n_clusters=2, n_init=10, random_state=seed).fit(mean[fit], sample_weight=counts[fit])
+        centroids = km.cluster_centers_
+    d = np.linalg.norm(mean[:, None, :] - centroids[None, :, :], axis=2)
+    for t, team in zip(uniq[takes_team], d[takes_team].argmin(1)):
+        out[int(t)] = int(team)
+    return out
+
+
+def interpolate_gaps(table: TrackTable, max_gap: int) -> TrackTable:
+    """Fill gaps of at most ``max_gap`` missing frames within each track by linear interpolation.
+
+    Boxes and scores are interpolated between the rows bracketing the gap; team and role columns of
+    the new rows are NaN and ``interpolated`` is True. Returns the table sorted by frame, then track.
+    """
+    t = table.select(np.lexsort((table.frame, table.track_id)))
+    gap = np.diff(t.frame) - 1
+    fill = (t.track_id[1:] == t.track_id[:-1]) & (gap >= 1) & (gap <= max_gap)
+    starts, lengths = np.flatnonzero(fill), gap[fill]
+    if len(starts) == 0:
+        return t.sorted()
+    src = np.repeat(starts, lengths)
+    step = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths) + 1
+    w = (step / np.repeat(lengths + 1, lengths))[:, None]
+    nan_cols = {k: None if getattr(t, k) is None else np.full((len(src), getattr(t, k).shape[1]), np.nan)
+                for k in ("team", "role_probs")}
+    new = TrackTable(
+        frame=t.frame[src] + step,
+        track_id=t.track_id[src],
+        box=t.box[src] + (t.box[src + 1] - t.box[src]) * w,
+        score=t.score[src] + (t.score[src + 1] - t.score[src]) * w[:, 0],
+        interpolated=np.ones(len(src), bool),
+        **nan_cols,
+    )
+    return TrackTable.concat([t, new]).sorted()

@@ -1,0 +1,86 @@
+"""Tracklet post-processing: team clustering, role vote by probabilities, gap interpolation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from prtreid.data.types import ROLES
+from prtreid.track import Appearance, TrackTable, Tracks, assign_teams, interpolate_gaps, vote_roles
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def _one_hot_rows(role: str, n: int) -> np.ndarray:
+    probs = np.full((n, len(ROLES)), 0.02)
+    probs[:, ROLES.index(role)] = 1 - 0.02 * (len(ROLES) - 1)
+    return probs
+
+
+def test_teams_of_separable_embeddings_are_perfect_up_to_permutation() -> None:
+    rng = np.random.default_rng(0)
+    kits = rng.normal(size=(4, 16))  # team A, team B, referee kit, goalkeeper-of-A kit
+    truth = {tid: tid % 2 for tid in range(1, 13)}  # 12 player tracklets
+    ids, emb, roles = [], [], []
+    for tid, team in truth.items():
+        n = int(rng.integers(3, 30))
+        ids += [tid] * n
+        emb.append(kits[team] + rng.normal(0, 0.3, (n, 16)))
+        roles.append(_one_hot_rows("player", n))
+    ids += [20] * 10 + [21] * 10  # a referee and a goalkeeper whose kit leans to team A
+    emb += [kits[2] + rng.normal(0, 0.3, (10, 16)), 0.6 * kits[0] + 0.4 * kits[3] + rng.normal(0, 0.3, (10, 16))]
+    roles += [_one_hot_rows("referee", 10), _one_hot_rows("goalkeeper", 10)]
+    emb_rows = np.concatenate(emb)
+    emb_rows[0] = np.nan  # an interpolated row is ignored
+    teams = assign_teams(np.array(ids), emb_rows, np.concatenate(roles), ROLES)
+    flip = teams[1] != truth[1]
+    assert all(teams[t] == (truth[t] ^ flip) for t in truth)
+    assert teams[20] is None
+    assert teams[21] == teams[2]  # goalkeeper: nearer centroid, team A's
+
+
+def test_role_vote_averages_probabilities_not_logits() -> None:
+    logits = np.array([[10.0, 0.0], [0.0, 2.0], [0.0, 2.0], [0.0, 2.0]])  # one overconfident frame
+    assert logits.mean(0).argmax() == 0  # averaging logits would say role 0
+    assert _softmax(logits).mean(0).argmax() == 1
+    ids = np.array([7, 7, 7, 7])
+    assert vote_roles(ids, _softmax(logits), ("player", "referee")) == {7: "referee"}
+    with pytest.raises(ValueError, match="not logits"):
+        vote_roles(ids, logits, ("player", "referee"))
+
+
+def test_role_vote_per_tracklet_skips_unknown_rows() -> None:
+    probs = np.concatenate([_one_hot_rows("referee", 3), _one_hot_rows("player", 2), np.full((1, len(ROLES)), np.nan)])
+    ids = np.array([1, 1, 1, 2, 2, 3])
+    assert vote_roles(ids, probs, ROLES) == {1: "referee", 2: "player"}
+
+
+def test_interpolation_fills_short_gaps_linearly() -> None:
+    frame = np.array([1, 2, 5, 1, 9])
+    track = np.array([1, 1, 1, 2, 2])
+    box = np.array([[0, 0, 10, 20], [3, 0, 13, 20], [12, 6, 22, 26], [100, 0, 110, 20], [108, 0, 118, 20]], float)
+    table = TrackTable(frame, track, box, np.array([0.9, 0.9, 0.6, 0.8, 0.8]), team=np.ones((5, 2)))
+    out = interpolate_gaps(table, max_gap=3)
+    assert len(out) == 7  # frames 3 and 4 of track 1 added; track 2's gap of 7 is too long
+    new = out.select(out.interpolated)
+    assert new.frame.tolist() == [3, 4] and new.track_id.tolist() == [1, 1]
+    np.testing.assert_allclose(new.box, [[6, 2, 16, 22], [9, 4, 19, 24]])
+    np.testing.assert_allclose(new.score, [0.8, 0.7])
+    assert np.isnan(new.team).all() and not np.isnan(out.team[~out.interpolated]).any()
+    assert out.frame.tolist() == sorted(out.frame.tolist())
+
+
+def test_table_from_tracker_output_and_to_mot() -> None:
+    tracks = Tracks(ids=np.array([4, 2]), boxes=np.array([[0, 0, 10, 30], [5, 5, 25, 45]], float),
+                    scores=np.array([0.9, 0.8]), det_index=np.array([1, 0]))
+    app = Appearance(feats=np.zeros((2, 1, 4)), team=np.array([[0.0, 1.0], [1.0, 0.0]]),
+                     role_probs=_one_hot_rows("player", 2))
+    table = TrackTable.concat([TrackTable.from_tracks(3, tracks, app), TrackTable.from_tracks(4, tracks)])
+    assert table.team.shape == (4, 2) and np.isnan(table.team[2:]).all()
+    np.testing.assert_allclose(table.team[:2], [[1.0, 0.0], [0.0, 1.0]])  # rows follow det_index
+    mot = table.to_mot()
+    assert mot.frame.tolist() == [3, 3, 4, 4]
+    np.testing.assert_allclose(mot.box[1], [5, 5, 20, 40])
