@@ -6,10 +6,10 @@ import argparse
 import logging
 import sys
 
-from prtreid.cli import data, reid
+from prtreid.cli import data, reid, track
 from prtreid.errors import ConfigError, FormatError
 
-_MODULES = (data, reid)
+_MODULES = (data, reid, track)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,196 @@
+"""One video end to end: frames -> detect -> embed -> track -> tracklets -> result files.
+
+:class:`VideoPipeline` loads its models once (a CLI run builds one; each Ray Data actor builds one)
+and :meth:`VideoPipeline.run` processes one input (a SoccerNet sequence folder or a video file),
+streaming frames in small batches so a match never sits in memory. :func:`write_result` stores
+``<name>.txt`` (SoccerNet/MOTChallenge submission format), ``<name>.tracks.parquet`` (one row per
+track and frame with team and role) and ``<name>.summary.json`` — the summary last, so its
+presence marks a complete result.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from prtreid.data.frames import open_frames
+from prtreid.data.soccernet import format_mot, load_sequence
+from prtreid.data.types import MotTable
+from prtreid.detect.base import DetectorConfig
+from prtreid.detect.factory import make_detector
+from prtreid.pipeline.embed import Embedder
+from prtreid.storage import Storage
+from prtreid.track.cmc import CameraMotion
+from prtreid.track.config import TrackerConfig
+from prtreid.track.tracker import Appearance, Detections, PRTTracker
+from prtreid.track.tracklets import TrackTable, assign_teams, interpolate_gaps, vote_roles
+from prtreid.train.checkpoint import load_model
+from prtreid.train.loop import resolve_device
+
+STAGES = ("decode", "detect", "embed", "track", "post")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Settings of the per-video pipeline.
+
+    Attributes:
+        detector: ``oracle`` (gt.txt), ``det`` (det.txt) or ``yolo:WEIGHTS`` (a .pt or a model yaml).
+        detection: YOLO settings (confidence, NMS IoU, image size, batch).
+        tracker: tracker settings (default: the sports preset).
+        cmc: camera-motion compensation method, ``sparse``, ``ecc`` or ``none``.
+        cmc_downscale: frames are shrunk by this factor for camera-motion estimation.
+        batch_frames: frames decoded, detected and embedded together.
+        interpolate_gap: fill track gaps up to this many frames (0: off).
+        device: ``auto``, ``cpu`` or ``cuda``; amp: fp16 embedding on CUDA.
+    """
+
+    detector: str = "oracle"
+    detection: DetectorConfig = field(default_factory=DetectorConfig)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig.sports)
+    cmc: Literal["sparse", "ecc", "none"] = "sparse"
+    cmc_downscale: float = 2.0
+    batch_frames: int = 8
+    interpolate_gap: int = 10
+    device: str = "auto"
+    amp: bool = False
+
+
+@dataclass
+class VideoResult:
+    """The tracks of one video and what it cost."""
+
+    name: str
+    tracks: pd.DataFrame
+    summary: dict[str, Any]
+
+    def mot_text(self) -> str:
+        """The SoccerNet submission file (MOTChallenge CSV)."""
+        return format_mot(_mot(self.tracks))
+
+
+class VideoPipeline:
+    """Detector, PRTReID embedder and tracker for one video at a time; models load once."""
+
+    def __init__(self, cfg: PipelineConfig, model_path: str | Path | None = None) -> None:
+        self.cfg = cfg
+        self.device = resolve_device(cfg.device)
+        self.embedder: Embedder | None = None
+        self.role_names: tuple[str, ...] = ()
+        if model_path is not None:
+            model, meta = load_model(model_path, self.device)
+            self.embedder = Embedder(model, self.device, amp=cfg.amp)
+            self.role_names = tuple(meta["role_names"])
+        self._detector = None if cfg.detector in ("oracle", "det") else make_detector(cfg.detector, None, cfg.detection)
+
+    def run(self, source_path: str | Path, name: str | None = None,
+            meta: dict[str, Any] | None = None) -> VideoResult:
+        """Track every person of one sequence folder or video file."""
+        source = open_frames(source_path)
+        name = name or source.info.name
+        detector = self._detector or make_detector(self.cfg.detector, load_sequence(source_path), self.cfg.detection)
+        tracker = PRTTracker(self.cfg.tracker)
+        cmc = CameraMotion(self.cfg.cmc, downscale=self.cfg.cmc_downscale)
+        timings = dict.fromkeys(STAGES, 0.0)
+        rows: list[TrackTable] = []
+        frames_done = 0
+        start = time.perf_counter()
+        for ids, frames in _batches(source, self.cfg.batch_frames, timings):
+            t = time.perf_counter()
+            dets = detector.detect(frames, ids)
+            timings["detect"] += (t2 := time.perf_counter()) - t
+            embs = self.embedder.embed(frames, [d.boxes for d in dets]) if self.embedder else [None] * len(ids)
+            timings["embed"] += (t3 := time.perf_counter()) - t2
+            for frame_id, image, det, emb in zip(ids, frames, dets, embs):
+                warp = cmc.estimate(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)) if self.cfg.cmc != "none" else None
+                app = None if emb is None else Appearance(emb.feats, emb.vis, emb.team, emb.role_probs)
+                tracks = tracker.update(Detections(det.boxes, det.scores), app, warp)
+                rows.append(TrackTable.from_tracks(frame_id, tracks, app))
+            timings["track"] += time.perf_counter() - t3
+            frames_done += len(ids)
+        t = time.perf_counter()
+        table = self._postprocess(TrackTable.concat(rows))
+        timings["post"] = time.perf_counter() - t
+        summary = _summary(name, str(source_path), frames_done, table, timings, time.perf_counter() - start, meta)
+        summary["config"] = {"detector": self.cfg.detector, "cmc": self.cfg.cmc, "model": self.embedder is not None}
+        return VideoResult(name, table, summary)
+
+    def _postprocess(self, table: TrackTable) -> pd.DataFrame:
+        teams: dict[int, int | None] = {}
+        roles: dict[int, str] = {}
+        if table.role_probs is not None and len(table):
+            roles = vote_roles(table.track_id, table.role_probs, self.role_names)
+            teams = assign_teams(table.track_id, table.team, table.role_probs, self.role_names)
+        if self.cfg.interpolate_gap > 0 and len(table):
+            table = interpolate_gaps(table, self.cfg.interpolate_gap)
+        table = table.sorted()
+        ltwh = np.concatenate([table.box[:, :2], table.box[:, 2:] - table.box[:, :2]], axis=1)
+        return pd.DataFrame({
+            "frame": table.frame, "track_id": table.track_id,
+            "left": ltwh[:, 0], "top": ltwh[:, 1], "width": ltwh[:, 2], "height": ltwh[:, 3],
+            "conf": table.score,
+            "team": pd.array([teams.get(int(t)) for t in table.track_id], dtype="Int64"),
+            "role": pd.array([roles.get(int(t)) for t in table.track_id], dtype="string"),
+            "interpolated": table.interpolated,
+        })
+
+
+def _batches(source: Any, size: int, timings: dict[str, float]) -> Iterator[tuple[list[int], list[np.ndarray]]]:
+    """Group a frame stream into lists of ``size`` frames, timing the decoding."""
+    ids: list[int] = []
+    frames: list[np.ndarray] = []
+    it = iter(source)
+    while True:
+        t = time.perf_counter()
+        item = next(it, None)
+        timings["decode"] += time.perf_counter() - t
+        if item is not None:
+            ids.append(item[0])
+            frames.append(item[1])
+        if (item is None and ids) or len(ids) == size:
+            yield ids, frames
+            ids, frames = [], []
+        if item is None:
+            return
+
+
+def _mot(tracks: pd.DataFrame) -> MotTable:
+    return MotTable(tracks["frame"].to_numpy(np.int64), tracks["track_id"].to_numpy(np.int64),
+                    tracks[["left", "top", "width", "height"]].to_numpy(np.float64), tracks["conf"].to_numpy(np.float64))
+
+
+def _summary(name: str, source: str, frames: int, tracks: pd.DataFrame, timings: dict[str, float],
+             wall: float, meta: dict[str, Any] | None) -> dict[str, Any]:
+    per_track = tracks.drop_duplicates("track_id")
+    return {
+        "name": name, "source": source, "frames": frames, "rows": len(tracks),
+        "tracks": int(per_track.shape[0]),
+        "roles": {str(k): int(v) for k, v in per_track["role"].value_counts().items()},
+        "teams": {str(k): int(v) for k, v in per_track["team"].value_counts().items()},
+        "seconds": {k: round(v, 4) for k, v in timings.items()} | {"total": round(wall, 4)},
+        "fps": round(frames / wall, 3) if wall > 0 else None,
+        "meta": meta or {},
+    }
+
+
+def write_result(result: VideoResult, out: Storage) -> None:
+    """Write the three result files of a video; the summary JSON goes last (completion marker)."""
+    out.write_text(f"{result.name}.txt", result.mot_text())
+    buf = io.BytesIO()
+    result.tracks.to_parquet(buf, index=False)
+    out.write_bytes(f"{result.name}.tracks.parquet", buf.getvalue())
+    out.write_text(f"{result.name}.summary.json", json.dumps(result.summary, indent=2, default=str))
+
+
+def is_complete(name: str, out: Storage) -> bool:
+    """Whether the results of ``name`` were completely written."""
+    return out.exists(f"{name}.summary.json")

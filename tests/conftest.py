@@ -1,0 +1,42 @@
+"""Shared fixtures: offline switches, and small generated data made once per test session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Point ultralytics at a per-run settings folder (with its font) before anything imports it."""
+    import tempfile
+
+    from prtreid.detect.yolo_train import prepare_offline_ultralytics
+
+    prepare_offline_ultralytics(Path(tempfile.mkdtemp(prefix="prtreid-yolo-")))
+
+
+@pytest.fixture(scope="session")
+def synth_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Four small generated sequences (two held out by the crop store's default split)."""
+    from prtreid.data.synth import SynthConfig, generate_dataset
+
+    out = tmp_path_factory.mktemp("synth")
+    generate_dataset(out, SynthConfig(seqs=4, frames=60, width=640, height=360, seed=11))
+    return out
+
+
+@pytest.fixture(scope="session")
+def crop_store(synth_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A crop store over :func:`synth_data`, half of the sequences held out."""
+    from prtreid.data.crops import CropConfig, build_crops
+
+    out = tmp_path_factory.mktemp("crops")
+    build_crops(synth_data, out, CropConfig(eval_fraction=0.5, max_per_identity=20, store_height=128))
+    return out
