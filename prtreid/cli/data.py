@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("crops", help="build the re-id crop store from sequences")
     p.add_argument("--data", type=Path, required=True, help="folder of SoccerNet sequences")
     p.add_argument("--out", type=Path, required=True, help="crop store folder")
-    p.add_argument("--config", type=Path, help="YAML with CropConfig fields")
+    p.add_argument("--config", type=Path, help="YAML with CropConfig fields, or an experiment YAML (its crops section)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run_crops)
 
@@ -49,7 +49,9 @@ def run_crops(args: argparse.Namespace) -> int:
     from prtreid.config import from_dict, load_yaml
     from prtreid.data.crops import CropConfig, build_crops
 
-    cfg = from_dict(CropConfig, load_yaml(args.config), str(args.config)) if args.config else CropConfig()
+    raw = load_yaml(args.config) if args.config else {}
+    section = raw.get("crops", {}) if "crops" in raw else raw  # an experiment file or a bare CropConfig
+    cfg = from_dict(CropConfig, section, f"{args.config} (crops)") if args.config else CropConfig()
     progress, close = bar("crops", unit="seq")
     try:
         summary = build_crops(args.data, args.out, cfg, progress=progress)

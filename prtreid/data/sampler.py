@@ -39,6 +39,9 @@ class SamplerConfig:
         role_minimums: identities per batch of each named role, when the match has them.
         uneven: ``"pad"`` repeats the first batches so every rank gets ``ceil(B / world)``;
             ``"drop"`` leaves the last ones out so every rank gets ``floor(B / world)``.
+        epoch: epoch length per match: ``identities`` gives ``ceil(n_ids / p_ids)`` batches (each
+            identity about once), ``crops`` at least ``n_crops // (p_ids * k_instances)`` batches
+            (each crop about once, as torchreid's identity sampler).
         seed: seed of the batch draw (combined with the epoch).
     """
 
@@ -47,6 +50,7 @@ class SamplerConfig:
     min_per_team: int = 2
     role_minimums: dict[str, int] = field(default_factory=lambda: {"goalkeeper": 1, "referee": 1, "other": 1})
     uneven: Literal["pad", "drop"] = "pad"
+    epoch: Literal["identities", "crops"] = "crops"
     seed: int = 0
 
 
@@ -76,6 +80,7 @@ class MatchBatchSampler(Sampler[list[int]]):
         min_per_team: int = 2,
         role_minimums: Mapping[int, int] | None = None,
         uneven: Literal["pad", "drop"] = "pad",
+        epoch: Literal["identities", "crops"] = "crops",
         rank: int = 0,
         world_size: int = 1,
         seed: int = 0,
@@ -88,6 +93,7 @@ class MatchBatchSampler(Sampler[list[int]]):
             min_per_team: identities of each team (0 and 1) per batch, when the match has them.
             role_minimums: role index -> identities of that role per batch, when the match has them.
             uneven: ``"pad"`` or ``"drop"`` to give every rank the same number of batches.
+            epoch: ``"identities"`` or ``"crops"``, the epoch length (see :class:`SamplerConfig`).
             rank, world_size: this process's share for distributed training.
             seed: seed of the batch draw.
         """
@@ -100,7 +106,10 @@ class MatchBatchSampler(Sampler[list[int]]):
         self.p_ids, self.k_instances = p_ids, k_instances
         self.min_per_team = min_per_team
         self.role_minimums = dict(role_minimums or {})
+        if epoch not in ("identities", "crops"):
+            raise ValueError(f"epoch must be 'identities' or 'crops', got {epoch!r}")
         self.uneven, self.rank, self.world_size, self.seed = uneven, rank, world_size, seed
+        self.epoch_mode = epoch
         self.epoch = 0
         self._crops, self._matches = _group(pids, matches, teams, roles)
 
@@ -113,7 +122,7 @@ class MatchBatchSampler(Sampler[list[int]]):
         minimums = {names.index(r): n for r, n in cfg.role_minimums.items() if r in names}
         return cls(dataset.pids, dataset.matches, dataset.teams, dataset.roles, cfg.p_ids, cfg.k_instances,
                    min_per_team=cfg.min_per_team, role_minimums=minimums, uneven=cfg.uneven,
-                   rank=rank, world_size=world_size, seed=cfg.seed)
+                   epoch=cfg.epoch, rank=rank, world_size=world_size, seed=cfg.seed)
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose batches the next iteration yields."""
@@ -122,7 +131,14 @@ class MatchBatchSampler(Sampler[list[int]]):
     @property
     def num_global_batches(self) -> int:
         """Batches of one epoch over all ranks, before padding or dropping."""
-        return sum(math.ceil(len(m.ids) / self.p_ids) for m in self._matches)
+        return sum(self._num_batches(m) for m in self._matches)
+
+    def _num_batches(self, match: _Match) -> int:
+        by_ids = math.ceil(len(match.ids) / self.p_ids)
+        if self.epoch_mode == "identities":
+            return by_ids
+        crops = sum(len(self._crops[int(p)]) for p in match.ids)
+        return max(by_ids, crops // (self.p_ids * self.k_instances))
 
     def __len__(self) -> int:
         total = self.num_global_batches
@@ -147,7 +163,7 @@ class MatchBatchSampler(Sampler[list[int]]):
     def _match_batches(self, match: _Match, rng: np.random.Generator) -> list[list[int]]:
         queue = list(rng.permutation(match.ids))
         out = []
-        for _ in range(math.ceil(len(match.ids) / self.p_ids)):
+        for _ in range(self._num_batches(match)):
             chosen = self._compose(match, queue, rng)
             out.append([int(c) for pid in chosen for c in self._draw_crops(pid, rng)])
         return out

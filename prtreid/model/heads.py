@@ -141,7 +141,14 @@ class TeamHead(nn.Module):
 
 
 class RoleHead(nn.Module):
-    """Role classifier: dropout then a linear layer to ``num_roles`` logits."""
+    """Role classifier: dropout then a linear layer to ``num_roles`` logits.
+
+    Training batches over-sample rare roles (the sampler puts a goalkeeper, a referee, ... in every
+    batch), so the learnt logits carry the batches' role prior. In eval mode the head adds
+    ``prior_correction`` = log(natural prior) - log(training-batch prior), set by the trainer:
+    post-hoc logit adjustment (Menon et al., ICLR 2021), which restores the natural prior. It is a
+    buffer, saved with the weights; zeros (no correction) until set.
+    """
 
     def __init__(self, in_dim: int, num_roles: int, dropout: float = 0.0) -> None:
         super().__init__()
@@ -149,7 +156,15 @@ class RoleHead(nn.Module):
         self.linear = nn.Linear(in_dim, num_roles)
         nn.init.normal_(self.linear.weight, std=0.001)
         nn.init.zeros_(self.linear.bias)
+        self.register_buffer("prior_correction", torch.zeros(num_roles))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Role logits ``(B, num_roles)``."""
-        return self.linear(self.dropout(x))
+        """Role logits ``(B, num_roles)`` (prior-corrected in eval mode)."""
+        logits = self.linear(self.dropout(x))
+        return logits if self.training else logits + self.prior_correction
+
+    def set_prior_correction(self, natural: torch.Tensor, sampled: torch.Tensor, eps: float = 1e-3) -> None:
+        """Set the eval-time correction from two role distributions (counts or frequencies)."""
+        natural = natural.float() / natural.sum().clamp_min(1)
+        sampled = sampled.float() / sampled.sum().clamp_min(1)
+        self.prior_correction.copy_((natural + eps).log() - (sampled + eps).log())

@@ -177,9 +177,9 @@ class PRTReID(nn.Module):
         )
         channels, dim, parts = self.backbone.out_channels, cfg.embed_dim, cfg.num_parts
         self.attention = PartAttention(channels, parts)
-        self.reduce = nn.ModuleDict({name: Reduction(channels, dim, cfg.dropout) for name in EMBEDDING_NAMES})
+        self.reduce = nn.ModuleDict({_key(n): Reduction(channels, dim, cfg.dropout) for n in EMBEDDING_NAMES})
         self.bnneck = nn.ModuleDict(
-            {"global": BNNeck(dim), "foreground": BNNeck(dim), "parts": BNNeck(dim, groups=parts)}
+            {_key("global"): BNNeck(dim), _key("foreground"): BNNeck(dim), _key("parts"): BNNeck(dim, groups=parts)}
         )
         team_in = _head_dim(cfg.team_input, dim)
         self.team_head = TeamHead(team_in, cfg.team_hidden, cfg.team_dim, cfg.team_normalize)
@@ -207,7 +207,7 @@ class PRTReID(nn.Module):
         part_logits = self.attention(features)
         probabilities = part_logits.softmax(dim=1)
         embeddings = self._embeddings(features, probabilities)
-        bn_embeddings = {name: self.bnneck[name](emb) for name, emb in embeddings.items()}
+        bn_embeddings = {name: self.bnneck[_key(name)](emb) for name, emb in embeddings.items()}
         return ModelOutput(
             embeddings=embeddings,
             bn_embeddings=bn_embeddings,
@@ -229,21 +229,26 @@ class PRTReID(nn.Module):
             "foreground": attention_pool(features, parts_maps.sum(dim=1, keepdim=True))[:, 0],
             "parts": attention_pool(features, parts_maps),
         }
-        return {name: self.reduce[name](value) for name, value in pooled.items()}
+        return {name: self.reduce[_key(name)](value) for name, value in pooled.items()}
 
     def _id_heads(self, dim: int, parts: int) -> nn.ModuleDict:
         return nn.ModuleDict(
             {
-                "global": classifier(dim, self.num_ids),
-                "foreground": classifier(dim, self.num_ids),
-                "parts": GroupedLinear(parts, dim, self.num_ids),
+                _key("global"): classifier(dim, self.num_ids),
+                _key("foreground"): classifier(dim, self.num_ids),
+                _key("parts"): GroupedLinear(parts, dim, self.num_ids),
             }
         )
 
     def _id_logits(self, bn_embeddings: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
         if self.id_heads is None:
             return None
-        return {name: head(bn_embeddings[name]) for name, head in self.id_heads.items()}
+        return {name: self.id_heads[_key(name)](bn_embeddings[name]) for name in EMBEDDING_NAMES}
+
+
+def _key(name: str) -> str:
+    """Module name of an embedding's layers ("global" is a Python keyword, which breaks FX/ONNX codegen)."""
+    return f"{name}_emb"
 
 
 def _head_dim(which: HeadInput, dim: int) -> int:

@@ -142,6 +142,15 @@ def _plain_kit(shirt: Color, rng: np.random.Generator, gloves: bool = False) -> 
                number=_contrast(shirt), long_sleeves=bool(gloves and rng.random() < 0.7), gloves=gl)
 
 
+_BLACK: Color = (30.0, 28.0, 28.0)
+
+
+def _referee_kit(shirt: Color, rng: np.random.Generator) -> Kit:
+    """Referees' convention: a shirt in the referees' palette over black shorts and black socks."""
+    return Kit(shirt=shirt, sleeves=shirt, shorts=_jitter(_BLACK, rng, 4.0), socks=_jitter(_BLACK, rng, 4.0),
+               number=_contrast(shirt), long_sleeves=bool(rng.random() < 0.3))
+
+
 @dataclass(frozen=True)
 class MatchKits:
     """The kits of one match."""
@@ -164,7 +173,7 @@ def sample_match_kits(rng: np.random.Generator, close_prob: float) -> MatchKits:
     second = _close_variant(first, rng) if close else _pick_distinct(TEAM_COLORS, [first], rng, 50.0)
     teams = (_team_kit(first, rng), _team_kit(second, rng))
     shirts = [first, second]
-    ref = _plain_kit(_pick_distinct(REFEREE_COLORS, shirts, rng, 40.0), rng)
+    ref = _referee_kit(_pick_distinct(REFEREE_COLORS, shirts, rng, 40.0), rng)
     gk1 = _pick_distinct(TEAM_COLORS | REFEREE_COLORS, shirts + [ref.shirt], rng, 40.0)
     gk2 = _pick_distinct(TEAM_COLORS | REFEREE_COLORS, shirts + [ref.shirt, gk1], rng, 40.0)
     return MatchKits(teams=teams, goalkeepers=(_plain_kit(gk1, rng, True), _plain_kit(gk2, rng, True)),

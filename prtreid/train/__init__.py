@@ -1,0 +1,1 @@
+"""Training: the multi-task loop (no Ray inside), checkpoints and evaluation of a crop store."""

@@ -1,0 +1,100 @@
+"""Checkpoints: training state for resume, and a self-describing model file for inference.
+
+Both are plain ``torch.save`` dicts of tensors and built-in types, so they load with
+``torch.load(..., weights_only=True)`` (no pickled code). A model file carries the model config
+and the dataset-derived sizes (roles, identities) needed to rebuild the network.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from prtreid.config import from_dict
+from prtreid.model.prtreid import ModelConfig, PRTReID
+
+FORMAT_VERSION = 1
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """``torch.save`` to a temporary file beside ``path``, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def model_meta(model_cfg: ModelConfig, num_roles: int, num_ids: int, role_names: tuple[str, ...]) -> dict[str, Any]:
+    """What it takes to rebuild a model: its config and the dataset-derived sizes."""
+    cfg = dataclasses.asdict(model_cfg)
+    cfg["pretrained"] = False  # weights come from the checkpoint, never from a hub
+    return {"format": FORMAT_VERSION, "model_config": cfg, "num_roles": num_roles,
+            "num_ids": num_ids, "role_names": list(role_names)}
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The bare model under DistributedDataParallel / DataParallel wrappers."""
+    return model.module if hasattr(model, "module") else model
+
+
+def save_model(path: Path, model: nn.Module, meta: dict[str, Any], metrics: dict[str, Any] | None = None) -> None:
+    """Write an inference model file (weights, meta, last metrics)."""
+    state = {k: v.detach().cpu() for k, v in unwrap(model).state_dict().items()}
+    atomic_torch_save({"meta": meta, "state_dict": state, "metrics": _plain(metrics or {})}, path)
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[PRTReID, dict[str, Any]]:
+    """Rebuild a :class:`PRTReID` from a model file or a training checkpoint, in eval mode."""
+    blob = torch.load(str(path), map_location="cpu", weights_only=True)
+    if not isinstance(blob, dict) or "meta" not in blob:
+        raise ValueError(f"{path}: not a prtreid model file or checkpoint")
+    meta = blob["meta"]
+    cfg = from_dict(ModelConfig, meta["model_config"], f"{path} (model_config)")
+    model = PRTReID.from_config(cfg, num_roles=meta["num_roles"], num_ids=meta["num_ids"])
+    model.load_state_dict(blob["state_dict"] if "state_dict" in blob else blob["model"])
+    return model.to(device).eval(), meta
+
+
+def save_checkpoint(path: Path, *, model: nn.Module, optimizer: torch.optim.Optimizer,
+                    scheduler: Any, scaler: Any, epoch: int, meta: dict[str, Any],
+                    history: list[dict[str, Any]], experiment: dict[str, Any]) -> None:
+    """Write the full training state after ``epoch`` (0-based, completed)."""
+    atomic_torch_save({
+        "meta": meta,
+        "model": {k: v.detach().cpu() for k, v in unwrap(model).state_dict().items()},
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict() if scaler is not None else None,
+        "epoch": epoch,
+        "history": _plain(history),
+        "experiment": _plain(experiment),
+    }, path)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a training checkpoint written by :func:`save_checkpoint` (``weights_only``)."""
+    return torch.load(str(path), map_location="cpu", weights_only=True)
+
+
+def _plain(obj: Any) -> Any:
+    """Built-in types only (tuples become lists, paths strings), so ``weights_only`` loads accept it."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "item") and getattr(obj, "ndim", 1) == 0:
+        return obj.item()
+    return obj

@@ -1,0 +1,220 @@
+"""The training loop: one implementation, device-agnostic, with no Ray in it.
+
+:func:`fit` trains a :class:`~prtreid.model.prtreid.PRTReID` on a crop store. Distribution is
+injected through a :class:`Runtime`: rank and world size (for the sampler's shards), the device,
+a model wrapper (DDP) and an end-of-epoch callback. Locally the defaults apply; Ray Train passes
+its own (see :mod:`prtreid.distributed.train`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import random
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from prtreid.data.reid_dataset import ReidDataset
+from prtreid.data.sampler import MatchBatchSampler
+from prtreid.model.losses import MultiTaskLoss
+from prtreid.model.prtreid import PRTReID
+from prtreid.train.checkpoint import load_checkpoint, model_meta, save_checkpoint, save_model, unwrap
+from prtreid.train.config import ExperimentConfig, TrainConfig
+from prtreid.train.evaluate import evaluate_store
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.pt"
+MODEL = "model.pt"
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` means CUDA when available, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+@dataclass
+class Runtime:
+    """How the loop is distributed. The defaults run one local process.
+
+    Attributes:
+        rank, world_size: this process's place among the training workers.
+        device: where to train; ``None`` means the config's ``train.device``.
+        wrap_model: wraps the model for data parallelism (identity locally).
+        on_epoch: called on every rank after each epoch with ``(epoch, metrics, checkpoint_dir)``;
+            ``checkpoint_dir`` holds ``checkpoint.pt`` on rank 0 and is ``None`` elsewhere.
+        resume_from: a checkpoint file to resume from (default: ``out_dir/checkpoint.pt`` if present).
+        progress: draw a progress bar (rank 0 only).
+    """
+
+    rank: int = 0
+    world_size: int = 1
+    device: torch.device | None = None
+    wrap_model: Callable[[nn.Module], nn.Module] = lambda m: m
+    on_epoch: Callable[[int, dict[str, Any], Path | None], None] | None = None
+    resume_from: Path | None = None
+    progress: bool = True
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def lr_lambda(cfg: TrainConfig, iters_per_epoch: int) -> Callable[[int], float]:
+    """Per-iteration LR factor: linear warm-up, then cosine decay or step decay."""
+    warmup = cfg.warmup_epochs * iters_per_epoch
+    total = cfg.epochs * iters_per_epoch
+
+    def factor(it: int) -> float:
+        if it < warmup:
+            return cfg.warmup_factor + (1 - cfg.warmup_factor) * it / warmup
+        if cfg.schedule == "step":
+            return cfg.gamma ** sum(it >= m * iters_per_epoch for m in cfg.milestones)
+        progress = (it - warmup) / max(1.0, total - warmup)
+        return cfg.min_lr_factor + (1 - cfg.min_lr_factor) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+    return factor
+
+
+def role_priors(roles: np.ndarray, sampler: MatchBatchSampler, num_roles: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Role counts of the training crops and of one epoch of sampled batches (all ranks)."""
+    drawn = np.concatenate([roles[b] for b in sampler.epoch_batches()]) if len(sampler) else roles
+    return (torch.from_numpy(np.bincount(roles, minlength=num_roles)),
+            torch.from_numpy(np.bincount(drawn, minlength=num_roles)))
+
+
+def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Adam or AdamW over every trainable parameter."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def fit(cfg: ExperimentConfig, store: str | Path, out_dir: str | Path,
+        runtime: Runtime | None = None) -> list[dict[str, Any]]:
+    """Train on the ``train`` split of a crop store, evaluating on its query/gallery splits.
+
+    Writes ``out_dir/checkpoint.pt`` after every epoch (rank 0) and ``out_dir/model.pt`` at the
+    end; resumes from a checkpoint when one exists. Returns the per-epoch metrics.
+    """
+    rt = runtime or Runtime()
+    out_dir = Path(out_dir)
+    device = rt.device or resolve_device(cfg.train.device)
+    seed_everything(cfg.train.seed + rt.rank)
+    role_names = cfg.crops.roles
+    train_set = ReidDataset(store, "train", image_size=cfg.model.image_size, augment=cfg.augment,
+                            role_names=role_names)
+    sampler = MatchBatchSampler.from_dataset(train_set, cfg.sampler, rank=rt.rank, world_size=rt.world_size)
+    loader = DataLoader(train_set, batch_sampler=sampler, num_workers=cfg.train.num_workers,
+                        pin_memory=device.type == "cuda", persistent_workers=cfg.train.num_workers > 0)
+    meta = model_meta(cfg.model, len(role_names), train_set.num_ids, tuple(role_names))
+    torch.manual_seed(cfg.train.seed)  # identical initial weights on every rank
+    model = PRTReID.from_config(cfg.model, num_roles=len(role_names), num_ids=train_set.num_ids)
+    model.role_head.set_prior_correction(*role_priors(train_set.roles, sampler, len(role_names)))
+    model = model.to(device)
+    criterion = MultiTaskLoss(cfg.loss, role_names=tuple(role_names))
+    optimizer = build_optimizer(model, cfg.train)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.train, max(1, len(sampler))))
+    use_amp = cfg.train.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda") if use_amp else None
+    start, history = _maybe_resume(rt.resume_from or out_dir / CHECKPOINT, model, optimizer, scheduler, scaler)
+    model = rt.wrap_model(model)
+    experiment = dataclasses.asdict(cfg)
+    for epoch in range(start, cfg.train.epochs):
+        sampler.set_epoch(epoch)
+        metrics = {"epoch": epoch + 1} | train_epoch(model, loader, criterion, optimizer, scheduler, scaler,
+                                                      device, cfg.train, show=rt.progress and rt.rank == 0,
+                                                      desc=f"epoch {epoch + 1}/{cfg.train.epochs}")
+        last = epoch + 1 == cfg.train.epochs
+        if rt.rank == 0 and (last or (epoch + 1) % cfg.train.eval_every == 0):
+            metrics |= _scalar(evaluate_store(unwrap(model), store, device, image_size=cfg.model.image_size,
+                                              role_names=tuple(role_names), batch_size=cfg.train.batch_eval,
+                                              min_frame_gap=cfg.train.min_frame_gap))
+        history.append(metrics)
+        if rt.rank == 0:
+            log.info("epoch %d: %s", epoch + 1, _fmt(metrics))
+            save_checkpoint(out_dir / CHECKPOINT, model=model, optimizer=optimizer, scheduler=scheduler,
+                            scaler=scaler, epoch=epoch, meta=meta, history=history, experiment=experiment)
+            if last:
+                save_model(out_dir / MODEL, model, meta, metrics)
+        if rt.on_epoch is not None:
+            rt.on_epoch(epoch, metrics, out_dir if rt.rank == 0 else None)
+    return history
+
+
+def train_epoch(model: nn.Module, loader: DataLoader, criterion: MultiTaskLoss,
+                optimizer: torch.optim.Optimizer, scheduler: Any, scaler: Any, device: torch.device,
+                cfg: TrainConfig, show: bool = True, desc: str = "train") -> dict[str, float]:
+    """One pass over the loader; returns the mean of every loss term and the throughput."""
+    model.train()
+    sums: dict[str, float] = {}
+    samples = 0
+    bar = tqdm(loader, desc=desc, disable=not show, dynamic_ncols=True, leave=False)
+    for batch in bar:
+        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+        autocast = torch.autocast("cuda", dtype=torch.float16) if scaler is not None else nullcontext()
+        with autocast:
+            terms = criterion(model(batch["image"]), batch)
+        _step(terms["total"], model, optimizer, scaler, cfg.grad_clip)
+        scheduler.step()
+        samples += len(batch["image"])
+        for k, v in terms.items():
+            sums[k] = sums.get(k, 0.0) + float(v.detach())
+        bar.set_postfix(loss=f"{float(terms['total'].detach()):.3f}")
+    n = max(1, len(loader))
+    return {f"loss/{k}": v / n for k, v in sums.items()} | {"lr": scheduler.get_last_lr()[0], "samples": samples}
+
+
+def _step(loss: torch.Tensor, model: nn.Module, optimizer: torch.optim.Optimizer, scaler: Any,
+          grad_clip: float) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is None:
+        loss.backward()
+    else:
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+    if grad_clip > 0:
+        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    if scaler is None:
+        optimizer.step()
+    else:
+        scaler.step(optimizer)
+        scaler.update()
+
+
+def _maybe_resume(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+                  scaler: Any) -> tuple[int, list[dict[str, Any]]]:
+    if not Path(path).exists():
+        return 0, []
+    state = load_checkpoint(path)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    if scaler is not None and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    log.info("resumed from %s after epoch %d", path, state["epoch"] + 1)
+    return state["epoch"] + 1, list(state["history"])
+
+
+def _scalar(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+
+
+def _fmt(metrics: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())

@@ -1,0 +1,18 @@
+"""ONNX and TorchScript exports give the eager model's outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prtreid.model.export import export_onnx, export_torchscript, max_abs_difference
+from prtreid.model.prtreid import ModelConfig, PRTReID
+
+
+def test_exports_match_the_eager_model(tmp_path: Path) -> None:
+    model = PRTReID.from_config(ModelConfig(image_size=(64, 32), embed_dim=32, team_dim=8), num_roles=4, num_ids=5)
+    model.eval()
+    onnx_path = export_onnx(model, tmp_path / "m.onnx")
+    script_path = export_torchscript(model, tmp_path / "m.pt")
+    diffs = max_abs_difference(model, onnx_path, script_path, batch=3)
+    assert set(diffs) == {f"{k}/{n}" for k in ("onnx", "torchscript") for n in ("feats", "visibility", "team", "role_probs")}
+    assert max(diffs.values()) < 1e-4, diffs
