@@ -26,7 +26,7 @@ import trackeval
 from scipy.optimize import linear_sum_assignment
 
 from prtreid.data.soccernet import find_sequences, format_mot, load_sequence, read_mot
-from prtreid.data.types import TEAMS, MotTable, Sequence
+from prtreid.data.types import TEAMS, MotTable, Sequence, TrackInfo
 
 TRACKER_NAME = "prtreid"
 COMBINED = "COMBINED"
@@ -119,37 +119,52 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def attribute_accuracy(seq: Sequence, tracks: pd.DataFrame, min_iou: float = 0.5) -> dict[str, float]:
-    """Team and role accuracy of a prediction table (columns frame, left, top, width, height, team, role)."""
-    pairs = _matched_pairs(seq.gt, tracks, min_iou)
-    role_ok = team_agree = team_n = role_n = 0
-    for gt_id, row in pairs:
-        info = seq.tracks.get(gt_id)
-        if info is None:
-            continue
-        role_n += 1
-        role_ok += int(row["role"] == info.role)
-        if info.role == "player" and info.team in TEAMS and pd.notna(row["team"]):
-            team_n += 1
-            team_agree += int(int(row["team"]) == TEAMS.index(info.team))
-    team_best = max(team_agree, team_n - team_agree)
-    out: dict[str, float] = {"_team_correct": team_best, "_team_total": team_n,
-                             "_role_correct": role_ok, "_role_total": role_n}
-    if team_n:
-        out["team_acc"] = team_best / team_n
-    if role_n:
-        out["role_acc"] = role_ok / role_n
+    """Team and role accuracy of a prediction table (columns frame, left, top, width, height, team, role).
+
+    A prediction without any role (or team) label, such as motion-only tracking, gets no role (or
+    team) score; a missing label on some rows counts as wrong.
+    """
+    gt_ids, rows = _matched_pairs(seq.gt, tracks, min_iou)
+    known = np.array([g in seq.tracks for g in gt_ids], bool)
+    gt_ids, rows = gt_ids[known], rows[known]
+    out: dict[str, float] = {"_team_correct": 0, "_team_total": 0, "_role_correct": 0, "_role_total": 0}
+    if tracks["role"].notna().any():
+        pred_roles = tracks["role"].to_numpy(object)[rows]
+        ok = int(sum(p == seq.tracks[g].role for g, p in zip(gt_ids, pred_roles)))
+        out |= {"_role_correct": ok, "_role_total": len(gt_ids)}
+    if tracks["team"].notna().any():
+        side = np.array([_team_index(seq.tracks[g]) for g in gt_ids], int)
+        pred = tracks["team"].to_numpy(dtype=float, na_value=np.nan)[rows]
+        scored = side >= 0
+        agree = int(np.sum(pred[scored] == side[scored]))
+        flipped = int(np.sum(pred[scored] == 1 - side[scored]))
+        out |= {"_team_correct": max(agree, flipped), "_team_total": int(scored.sum())}
+    for key in ("team", "role"):
+        if out[f"_{key}_total"]:
+            out[f"{key}_acc"] = out[f"_{key}_correct"] / out[f"_{key}_total"]
     return out
 
 
-def _matched_pairs(gt: MotTable, tracks: pd.DataFrame, min_iou: float) -> list[tuple[int, pd.Series]]:
-    pairs = []
-    by_frame = dict(tuple(tracks.groupby("frame")))
+def _team_index(info: TrackInfo) -> int:
+    """0/1 for a player with a side, -1 for everyone else (not scored)."""
+    return TEAMS.index(info.team) if info.role == "player" and info.team in TEAMS else -1
+
+
+def _matched_pairs(gt: MotTable, tracks: pd.DataFrame, min_iou: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame Hungarian matching on IoU: ground-truth ids and the matched rows of ``tracks``."""
+    boxes = tracks[["left", "top", "width", "height"]].to_numpy(float)
+    frames = tracks["frame"].to_numpy()
+    gt_ids, rows = [], []
     for frame in np.unique(gt.frame):
-        pred = by_frame.get(frame)
-        if pred is None:
+        cand = np.flatnonzero(frames == frame)
+        if not len(cand):
             continue
         g = gt.at_frame(frame)
-        iou = iou_matrix(g.box, pred[["left", "top", "width", "height"]].to_numpy(float))
-        rows, cols = linear_sum_assignment(-iou)
-        pairs += [(int(g.track_id[r]), pred.iloc[c]) for r, c in zip(rows, cols) if iou[r, c] >= min_iou]
-    return pairs
+        iou = iou_matrix(g.box, boxes[cand])
+        r, c = linear_sum_assignment(-iou)
+        good = iou[r, c] >= min_iou
+        gt_ids.append(g.track_id[r[good]])
+        rows.append(cand[c[good]])
+    if not gt_ids:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(gt_ids), np.concatenate(rows)

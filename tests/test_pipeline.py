@@ -1,0 +1,79 @@
+"""One video end to end: `prtreid track` on generated sequences, with oracle detections and tiny YOLO."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from prtreid.cli import main as cli
+from prtreid.data.frames import open_frames, write_video
+from prtreid.data.soccernet import find_sequences, read_mot
+from prtreid.eval.tracking import COMBINED, evaluate_tracking
+from prtreid.model.prtreid import ModelConfig, PRTReID
+from prtreid.train.checkpoint import model_meta, save_model
+
+
+@pytest.fixture(scope="module")
+def untrained_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small PRTReID saved as a model file (random weights: plumbing, not quality)."""
+    cfg = ModelConfig(image_size=(64, 32), embed_dim=32, team_dim=8)
+    roles = ("player", "goalkeeper", "referee", "other")
+    path = tmp_path_factory.mktemp("model") / "model.pt"
+    save_model(path, PRTReID.from_config(cfg, num_roles=len(roles)), model_meta(cfg, len(roles), 0, roles))
+    return path
+
+
+def test_oracle_tracking_writes_all_outputs_and_scores_well(synth_data: Path, tmp_path: Path) -> None:
+    seq = find_sequences(synth_data)[0]
+    assert cli(["track", "--input", str(seq), "--detector", "oracle", "--out", str(tmp_path)]) == 0
+    name = seq.name
+    mot = read_mot(tmp_path / f"{name}.txt")
+    tracks = pd.read_parquet(tmp_path / f"{name}.tracks.parquet")
+    summary = json.loads((tmp_path / f"{name}.summary.json").read_text())
+    assert len(mot) == len(tracks) > 0 and summary["frames"] == 60
+    assert set(summary["seconds"]) >= {"decode", "detect", "embed", "track", "post", "total"}
+    res = evaluate_tracking(seq, tmp_path)
+    assert res[name]["HOTA"] > 0.6 and res[name]["DetA"] > 0.6, res[name]
+
+
+def test_model_adds_team_and_role_per_tracklet(synth_data: Path, untrained_model: Path, tmp_path: Path) -> None:
+    seq = find_sequences(synth_data)[1]
+    assert cli(["track", "--input", str(seq), "--model", str(untrained_model), "--out", str(tmp_path)]) == 0
+    tracks = pd.read_parquet(tmp_path / f"{seq.name}.tracks.parquet")
+    assert tracks["role"].notna().all()
+    assert set(tracks["role"].unique()) <= {"player", "goalkeeper", "referee", "other"}
+    per_track = tracks.groupby("track_id")[["team", "role"]].nunique(dropna=False)
+    assert (per_track["role"] == 1).all() and (per_track["team"] == 1).all()  # one label per tracklet
+
+
+def test_tiny_yolo_on_a_video_file(synth_data: Path, untrained_model: Path, tmp_path: Path) -> None:
+    seq = find_sequences(synth_data)[0]
+    frames = (img for i, img in open_frames(seq) if i <= 12)
+    video = tmp_path / "clip.mp4"
+    write_video(video, frames, fps=25)
+    cfg = tmp_path / "pipeline.yaml"
+    cfg.write_text("detection:\n  imgsz: 160\n  conf: 0.0\n  max_det: 20\ncmc: ecc\n")
+    out = tmp_path / "out"
+    assert cli(["track", "--input", str(video), "--detector", "yolo:yolov8n.yaml", "--config", str(cfg),
+                "--model", str(untrained_model), "--out", str(out)]) == 0
+    summary = json.loads((out / "clip.summary.json").read_text())
+    assert summary["frames"] == 12 and summary["config"]["detector"] == "yolo:yolov8n.yaml"
+    mot = read_mot(out / "clip.txt")
+    assert np.all(mot.frame <= 12)
+
+
+def test_eval_and_render_commands(synth_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    seq = find_sequences(synth_data)[2]
+    cli(["track", "--input", str(seq), "--out", str(tmp_path)])
+    capsys.readouterr()
+    assert cli(["eval-tracking", "--gt", str(seq), "--pred", str(tmp_path), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert 0 < res[COMBINED]["HOTA"] <= 1
+    assert cli(["render", "--input", str(seq), "--pred", str(tmp_path), "--out", str(tmp_path / "o.mp4"),
+                "--max-frames", "10"]) == 0
+    assert open_frames(tmp_path / "o.mp4").info.width == 640
+    assert sum(1 for _ in open_frames(tmp_path / "o.mp4")) == 10
