@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) jobs/demo.py --out demo_out
+	$(PY) jobs/demo.py --out demo_out --fresh
 
 # pytest exits 5 when it collected no test: that is a failure here.
 test: $(STAMP)
