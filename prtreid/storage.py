@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import time
-import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlparse
 
@@ -23,6 +25,31 @@ import pyarrow.fs as pafs
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary name beside ``path``; renamed onto ``path`` when the block succeeds, removed otherwise."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write a local file so that readers see the old file or the whole new one, never a part."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """UTF-8 text through :func:`atomic_write_bytes`."""
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def s3_filesystem(endpoint: str | None = None, region: str | None = None) -> pafs.S3FileSystem:
@@ -100,21 +127,11 @@ class Storage:
             self._retry(lambda: self.fs.delete_file(self.path(name)), f"delete {name}")
 
     def _write_once(self, name: str, data: bytes) -> None:
-        target = self.path(name)
-        if not self.is_local:
-            with self.fs.open_output_stream(target) as fh:
-                fh.write(data)
+        if self.is_local:
+            atomic_write_bytes(self.path(name), data)
             return
-        parent, base = os.path.split(target)
-        self.fs.create_dir(parent, recursive=True)
-        tmp = os.path.join(parent, f".{base}.{uuid.uuid4().hex}.tmp")
-        try:
-            with self.fs.open_output_stream(tmp) as fh:
-                fh.write(data)
-            self.fs.move(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with self.fs.open_output_stream(self.path(name)) as fh:
+            fh.write(data)
 
     def _retry(self, fn: Callable[[], T], what: str) -> T:
         for attempt in range(self.retries + 1):

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +34,7 @@ from prtreid.data.masks import decode_parts, read_part_map
 from prtreid.data.soccernet import find_sequences, load_sequence
 from prtreid.data.types import ROLES, Sequence
 from prtreid.errors import FormatError
+from prtreid.storage import atomic_path, atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +173,7 @@ def build_crops(data_dir: str | Path, out_dir: str | Path, cfg: CropConfig | Non
             progress(n, len(sequences), seq.name)
     index = _finish_index(frames)
     summary = CropSummary.from_index(index, cfg.roles)
-    _atomic_write_bytes(out_dir / SUMMARY_FILE, json.dumps(summary.to_dict(), indent=2).encode())
+    atomic_write_bytes(out_dir / SUMMARY_FILE, json.dumps(summary.to_dict(), indent=2).encode())
     _write_parquet(out_dir / INDEX_FILE, index)
     log.info("crop store %s: %d crops of %d identities", out_dir, summary.crops, summary.identities)
     return summary
@@ -339,7 +338,7 @@ def _write_crop(out_dir: Path, seq_name: str, row: Any, image: np.ndarray,
     ok, jpg = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, cfg.jpeg_quality])
     if not ok:
         raise OSError(f"could not encode crop {rel}")
-    _atomic_write_bytes(out_dir / rel, jpg.tobytes())
+    atomic_write_bytes(out_dir / rel, jpg.tobytes())
     if part_map is None:
         return rel, None
     mask = decode_parts(part_map[ys, xs], int(row.track_id))
@@ -349,7 +348,7 @@ def _write_crop(out_dir: Path, seq_name: str, row: Any, image: np.ndarray,
     ok, png = cv2.imencode(".png", mask)
     if not ok:
         raise OSError(f"could not encode mask {mask_rel}")
-    _atomic_write_bytes(out_dir / mask_rel, png.tobytes())
+    atomic_write_bytes(out_dir / mask_rel, png.tobytes())
     return rel, mask_rel
 
 
@@ -375,23 +374,5 @@ def _finish_index(frames: list[pd.DataFrame]) -> pd.DataFrame:
 
 def _write_parquet(path: Path, index: pd.DataFrame) -> None:
     table = pa.Table.from_pandas(index, schema=_SCHEMA, preserve_index=False)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

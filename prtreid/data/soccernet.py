@@ -19,8 +19,6 @@ The Game State Reconstruction JSON format is read by :mod:`prtreid.data.gamestat
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +26,7 @@ import numpy as np
 from prtreid.data.gamestate import read_gamestate
 from prtreid.data.types import ROLES, TEAMS, MotTable, SeqInfo, Sequence, TrackInfo
 from prtreid.errors import FormatError
+from prtreid.storage import atomic_write_text
 
 SEQINFO = "seqinfo.ini"
 GAMEINFO = "gameinfo.ini"
@@ -80,19 +79,6 @@ def read_ini(path: Path) -> dict[str, tuple[str, int]]:
 def _write_ini(path: Path, items: list[tuple[str, str]]) -> None:
     body = "[Sequence]\n" + "".join(f"{k}={v}\n" for k, v in items)
     atomic_write_text(path, body)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # --- seqinfo.ini -------------------------------------------------------------------------------

@@ -8,8 +8,6 @@ and the dataset-derived sizes (roles, identities) needed to rebuild the network.
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,21 +16,15 @@ from torch import nn
 
 from prtreid.config import from_dict
 from prtreid.model.prtreid import ModelConfig, PRTReID
+from prtreid.storage import atomic_path
 
 FORMAT_VERSION = 1
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """``torch.save`` to a temporary file beside ``path``, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def model_meta(model_cfg: ModelConfig, num_roles: int, num_ids: int, role_names: tuple[str, ...]) -> dict[str, Any]:
