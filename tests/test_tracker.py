@@ -149,7 +149,7 @@ def test_team_gate_only_for_settled_tracks() -> None:
 
 def test_config_round_trip_and_sports_preset() -> None:
     sports = TrackerConfig.sports()
-    assert sports.max_age > TrackerConfig().max_age and sports.team_gating
+    assert sports.max_age > TrackerConfig().max_age and not sports.iou_app_gate
     assert from_dict(TrackerConfig, dataclasses.asdict(sports)) == sports
     assert TrackerConfig.sports(max_age=50).max_age == 50
 
@@ -173,7 +173,7 @@ def test_opposing_players_with_identical_looks_are_kept_apart_by_team_gating() -
     pos = _bounce(speed=4.0)
     ident = np.repeat(l2_normalize(np.random.default_rng(3).normal(size=(1, P, D))), 2, axis=0)
     frames = _scene(pos, seed=3, ident=ident, teams=np.array([0, 1]))
-    _assert_kept(_run(PRTTracker(TrackerConfig.sports()), frames), 2)
+    _assert_kept(_run(PRTTracker(TrackerConfig.sports(team_gating=True)), frames), 2)
 
 
 @pytest.mark.parametrize("use_app", [True, False])

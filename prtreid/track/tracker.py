@@ -298,7 +298,7 @@ class PRTTracker:
             return np.zeros((0, 2), np.int64), free_dets
         cost = 1.0 - iou_matrix(xywh_to_xyxy(t.mean[rows, :4]), boxes[free_dets])
         allowed = (cost <= self.cfg.max_iou_dist) & allowed_team[np.ix_(rows, free_dets)]
-        if feats is not None and t.feats is not None:
+        if self.cfg.iou_app_gate and feats is not None and t.feats is not None:
             app = part_distance(t.feats[rows], t.vis[rows], feats[free_dets], vis[free_dets])
             allowed &= ~(np.isfinite(app) & (app > self.cfg.max_app_dist))
         matched, _, free = assign(cost, allowed)
