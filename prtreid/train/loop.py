@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import math
 import random
+import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -161,13 +162,21 @@ def fit(cfg: ExperimentConfig, store: str | Path, out_dir: str | Path,
 def train_epoch(model: nn.Module, loader: DataLoader, criterion: MultiTaskLoss,
                 optimizer: torch.optim.Optimizer, scheduler: Any, scaler: Any, device: torch.device,
                 cfg: TrainConfig, show: bool = True, desc: str = "train") -> dict[str, float]:
-    """One pass over the loader; returns the mean of every loss term and the throughput."""
+    """One pass over the loader; returns the mean of every loss term and the throughput.
+
+    ``time/data`` is the time spent waiting for batches (loading and the copy to the device),
+    ``time/step`` the time of forward, backward and optimizer steps, both in seconds over the epoch
+    (the per-step ``float`` of each loss term synchronises CUDA, so the split is honest on GPU too).
+    """
     model.train()
     sums: dict[str, float] = {}
     samples = 0
+    data_time = step_time = 0.0
     bar = tqdm(loader, desc=desc, disable=not show, dynamic_ncols=True, leave=False)
+    tick = time.perf_counter()
     for batch in bar:
         batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+        fetched = time.perf_counter()
         autocast = torch.autocast("cuda", dtype=torch.float16) if scaler is not None else nullcontext()
         with autocast:
             terms = criterion(model(batch["image"]), batch)
@@ -177,8 +186,11 @@ def train_epoch(model: nn.Module, loader: DataLoader, criterion: MultiTaskLoss,
         for k, v in terms.items():
             sums[k] = sums.get(k, 0.0) + float(v.detach())
         bar.set_postfix(loss=f"{float(terms['total'].detach()):.3f}")
+        done = time.perf_counter()
+        data_time, step_time, tick = data_time + fetched - tick, step_time + done - fetched, done
     n = max(1, len(loader))
-    return {f"loss/{k}": v / n for k, v in sums.items()} | {"lr": scheduler.get_last_lr()[0], "samples": samples}
+    return ({f"loss/{k}": v / n for k, v in sums.items()}
+            | {"lr": scheduler.get_last_lr()[0], "samples": samples, "time/data": data_time, "time/step": step_time})
 
 
 def _step(loss: torch.Tensor, model: nn.Module, optimizer: torch.optim.Optimizer, scaler: Any,

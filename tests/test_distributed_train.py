@@ -1,0 +1,169 @@
+"""Ray Train on a local Ray: DDP over 2 workers, checkpoints in S3, a lost worker, relaunches."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+from prtreid.storage import Storage
+from prtreid.train.checkpoint import load_checkpoint, load_model
+from prtreid.train.config import ExperimentConfig, experiment_from_dict
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _ship_this_module() -> None:
+    """Ray workers cannot import this test module: its epoch hooks travel by value."""
+    import sys
+
+    from prtreid.distributed.runtime import pickle_by_value
+
+    pickle_by_value(sys.modules[__name__])
+
+WORKER = {"CPU": 0.9}
+
+
+def tiny_config(epochs: int) -> ExperimentConfig:
+    """resnet18 at 64x32, evaluated only after the last epoch."""
+    return experiment_from_dict({
+        "crops": {"eval_fraction": 0.5, "max_per_identity": 8, "store_height": 64},
+        "model": {"backbone": "resnet18", "image_size": [64, 32], "embed_dim": 64},
+        "sampler": {"p_ids": 8, "k_instances": 4},
+        "train": {"epochs": epochs, "lr": 1e-3, "warmup_epochs": 0.5, "device": "cpu", "batch_eval": 128,
+                  "eval_every": 100},
+    })
+
+
+@pytest.fixture(scope="module")
+def small_store(synth_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A crop store of at most 8 crops per identity, 64 pixels high (a few batches per epoch)."""
+    from prtreid.data.crops import build_crops
+
+    out = tmp_path_factory.mktemp("small_crops")
+    build_crops(synth_data, out, tiny_config(1).crops)
+    return out
+
+
+def outputs(model: torch.nn.Module) -> torch.Tensor:
+    """Foreground embeddings of a fixed batch, on one thread (as on a 1-CPU Ray worker: the
+    reduction order of CPU kernels depends on the thread count)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            x = torch.randn(3, 3, 64, 32, generator=torch.Generator().manual_seed(5))
+            return model(x).embeddings["foreground"]
+    finally:
+        torch.set_num_threads(threads)
+
+
+@dataclass(frozen=True)
+class SaveOutputs:
+    """Epoch hook: rank 0 saves its model's :func:`outputs` after the last epoch."""
+
+    target: str
+    epoch: int
+
+    def __call__(self, rank: int, epoch: int, checkpoint_dir: Path | None) -> None:
+        if rank == 0 and epoch == self.epoch and checkpoint_dir is not None:
+            model, _ = load_model(checkpoint_dir / "checkpoint.pt")
+            torch.save(outputs(model), self.target)
+
+
+@dataclass(frozen=True)
+class KillOnce:
+    """Epoch hook: SIGKILL the worker of ``rank`` once ``epoch`` is reported (so while the other
+    worker starts the next epoch), the first time only."""
+
+    marker: str
+    rank: int
+    epoch: int
+
+    def __call__(self, rank: int, epoch: int, checkpoint_dir: Path | None) -> None:
+        if rank == self.rank and epoch == self.epoch and not os.path.exists(self.marker):
+            Path(self.marker).write_text(str(os.getpid()))
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_ddp_two_workers_keeps_checkpoints_in_s3(ray_session, s3_bucket: str, small_store: Path,
+                                                  tmp_path: Path) -> None:
+    from prtreid.distributed.train import train_distributed
+
+    saved = tmp_path / "worker_outputs.pt"
+    summary = train_distributed(tiny_config(2), str(small_store), f"{s3_bucket}/runs", "ddp", num_workers=2,
+                                resources_per_worker=WORKER, max_failures=0,
+                                epoch_hook=SaveOutputs(str(saved), epoch=2))
+    assert [h["epoch"] for h in summary.history] == [1, 2] and summary.start_epoch == 1
+    assert summary.metrics["epoch"] == 2 and math.isfinite(summary.metrics["loss/total"])
+    assert 0.0 <= summary.metrics["mAP"] <= 1.0
+    assert summary.history[-1]["loss/total"] < summary.history[0]["loss/total"] * 1.5
+    assert summary.model_uri == f"{s3_bucket}/runs/ddp/model.pt"
+    assert summary.checkpoint_uri == f"{s3_bucket}/runs/ddp/epoch_0002"
+
+    run = Storage(summary.run_uri)
+    names = run.list()
+    assert {"model.pt", "history.json", "epoch_0001/checkpoint.pt", "epoch_0002/checkpoint.pt",
+            "epoch_0002/model.pt"} <= set(names), names
+    for name in ("model.pt", "epoch_0002/checkpoint.pt"):
+        (tmp_path / name.replace("/", "_")).write_bytes(run.read_bytes(name))
+    state = load_checkpoint(tmp_path / "epoch_0002_checkpoint.pt")
+    assert state["epoch"] == 1 and [h["epoch"] for h in state["history"]] == [1, 2]
+    worker = torch.load(saved, weights_only=True)
+    for name in ("model.pt", "epoch_0002_checkpoint.pt"):
+        model, _ = load_model(tmp_path / name)
+        assert torch.equal(outputs(model), worker), name
+    # Rank 0 trained its half of every epoch's batches (of P x K = 32 crops each).
+    assert summary.history[0]["samples"] == 32 * math.ceil(_global_batches(small_store) / 2)
+
+
+@pytest.fixture(scope="module")
+def killed_run(ray_session, small_store: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A 3-epoch run whose rank-1 worker is SIGKILLed at the start of epoch 2 on the first attempt."""
+    from prtreid.distributed.train import train_distributed
+
+    root = tmp_path_factory.mktemp("ray_runs")
+    marker = root / "killed"
+    summary = train_distributed(tiny_config(3), str(small_store), str(root / "runs"), "lost-worker",
+                                num_workers=2, resources_per_worker=WORKER, max_failures=1,
+                                epoch_hook=KillOnce(str(marker), rank=1, epoch=1))
+    return root, marker, summary
+
+
+def test_lost_worker_resumes_from_its_last_checkpoint(killed_run) -> None:
+    root, marker, summary = killed_run
+    assert marker.exists(), "the worker was never killed"
+    assert [h["epoch"] for h in summary.history] == [1, 2, 3]
+    assert summary.start_epoch == 2, "the restarted workers must resume after epoch 1, not from scratch"
+    assert summary.metrics["start_epoch"] == 2 and summary.metrics["epoch"] == 3
+    assert Path(summary.model_uri) == root / "runs" / "lost-worker" / "model.pt"
+    assert load_checkpoint(summary.model_uri)["metrics"]["epoch"] == 3
+
+
+def test_second_launch_with_the_same_name_resumes(killed_run, small_store: Path) -> None:
+    from prtreid.distributed.train import train_distributed
+
+    root, _, first = killed_run
+    storage = str(root / "runs")
+    again = train_distributed(tiny_config(3), str(small_store), storage, "lost-worker", num_workers=2,
+                              resources_per_worker=WORKER, max_failures=0)
+    assert again.start_epoch == 4 and again.history == first.history  # finished: nothing retrained
+    longer = train_distributed(tiny_config(4), str(small_store), storage, "lost-worker", num_workers=2,
+                               resources_per_worker=WORKER, max_failures=0)
+    assert longer.start_epoch == 4 and [h["epoch"] for h in longer.history] == [1, 2, 3, 4]
+    assert longer.history[:3] == first.history
+    assert load_checkpoint(longer.model_uri)["metrics"]["epoch"] == 4
+
+
+def _global_batches(store: Path) -> int:
+    from prtreid.data.reid_dataset import ReidDataset
+    from prtreid.data.sampler import MatchBatchSampler, SamplerConfig
+
+    dataset = ReidDataset(store, "train", image_size=(64, 32))
+    return MatchBatchSampler.from_dataset(dataset, SamplerConfig(p_ids=8, k_instances=4)).num_global_batches
