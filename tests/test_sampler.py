@@ -118,3 +118,17 @@ def test_rejects_bad_arguments() -> None:
         _sampler(p_ids=0)
     with pytest.raises(ValueError, match="one entry per item"):
         MatchBatchSampler(LABELS["pids"], LABELS["matches"][:-1], LABELS["teams"], LABELS["roles"])
+
+
+def test_batches_can_mix_matches_for_batchnorm() -> None:
+    pids = np.repeat(np.arange(40), 4)
+    matches = pids // 10
+    teams = (pids % 2).astype(np.int64)
+    roles = np.zeros_like(pids)
+    one = MatchBatchSampler(pids, matches, teams, roles, p_ids=4, k_instances=2, epoch="identities")
+    two = MatchBatchSampler(pids, matches, teams, roles, p_ids=4, k_instances=2, epoch="identities",
+                            matches_per_batch=2)
+    assert len(two) == len(one) // 2
+    batches = list(two)
+    assert all(len(b) == 16 for b in batches)
+    assert np.mean([len(set(matches[b])) for b in batches]) > 1.5  # mostly two matches per batch

@@ -1,6 +1,7 @@
 """P x K batches drawn from one match at a time, with a team and role composition.
 
-Team labels are only comparable within one match, so every batch comes from a single sequence.
+Team labels are only comparable within one match, so every group of identities comes from a single
+sequence (a batch may merge groups of several matches, ``matches_per_batch``, for BatchNorm).
 Each batch holds ``p_ids`` identities with ``k_instances`` crops each, and includes, when the match
 has them, at least ``min_per_team`` identities of each team and ``role_minimums[r]`` identities of
 each listed role, so that the team triplet loss and the role loss always have material.
@@ -42,6 +43,10 @@ class SamplerConfig:
         epoch: epoch length per match: ``identities`` gives ``ceil(n_ids / p_ids)`` batches (each
             identity about once), ``crops`` at least ``n_crops // (p_ids * k_instances)`` batches
             (each crop about once, as torchreid's identity sampler).
+        matches_per_batch: groups of ``p_ids`` identities from this many matches (shuffled, so
+            usually different ones) make one batch. Losses compare teams only within a match, but
+            BatchNorm layers normalise over the whole batch: one-match batches make their
+            statistics match-specific, unlike the running statistics used at inference.
         seed: seed of the batch draw (combined with the epoch).
     """
 
@@ -51,6 +56,7 @@ class SamplerConfig:
     role_minimums: dict[str, int] = field(default_factory=lambda: {"goalkeeper": 1, "referee": 1, "other": 1})
     uneven: Literal["pad", "drop"] = "pad"
     epoch: Literal["identities", "crops"] = "crops"
+    matches_per_batch: int = 1
     seed: int = 0
 
 
@@ -81,6 +87,7 @@ class MatchBatchSampler(Sampler[list[int]]):
         role_minimums: Mapping[int, int] | None = None,
         uneven: Literal["pad", "drop"] = "pad",
         epoch: Literal["identities", "crops"] = "crops",
+        matches_per_batch: int = 1,
         rank: int = 0,
         world_size: int = 1,
         seed: int = 0,
@@ -94,11 +101,12 @@ class MatchBatchSampler(Sampler[list[int]]):
             role_minimums: role index -> identities of that role per batch, when the match has them.
             uneven: ``"pad"`` or ``"drop"`` to give every rank the same number of batches.
             epoch: ``"identities"`` or ``"crops"``, the epoch length (see :class:`SamplerConfig`).
+            matches_per_batch: match groups merged into one batch (see :class:`SamplerConfig`).
             rank, world_size: this process's share for distributed training.
             seed: seed of the batch draw.
         """
-        if p_ids < 1 or k_instances < 1:
-            raise ValueError("p_ids and k_instances must be >= 1")
+        if p_ids < 1 or k_instances < 1 or matches_per_batch < 1:
+            raise ValueError("p_ids, k_instances and matches_per_batch must be >= 1")
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} outside 0..{world_size - 1}")
         if uneven not in ("pad", "drop"):
@@ -110,6 +118,7 @@ class MatchBatchSampler(Sampler[list[int]]):
             raise ValueError(f"epoch must be 'identities' or 'crops', got {epoch!r}")
         self.uneven, self.rank, self.world_size, self.seed = uneven, rank, world_size, seed
         self.epoch_mode = epoch
+        self.matches_per_batch = matches_per_batch
         self.epoch = 0
         self._crops, self._matches = _group(pids, matches, teams, roles)
 
@@ -122,7 +131,7 @@ class MatchBatchSampler(Sampler[list[int]]):
         minimums = {names.index(r): n for r, n in cfg.role_minimums.items() if r in names}
         return cls(dataset.pids, dataset.matches, dataset.teams, dataset.roles, cfg.p_ids, cfg.k_instances,
                    min_per_team=cfg.min_per_team, role_minimums=minimums, uneven=cfg.uneven,
-                   epoch=cfg.epoch, rank=rank, world_size=world_size, seed=cfg.seed)
+                   epoch=cfg.epoch, matches_per_batch=cfg.matches_per_batch, rank=rank, world_size=world_size, seed=cfg.seed)
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose batches the next iteration yields."""
@@ -131,7 +140,7 @@ class MatchBatchSampler(Sampler[list[int]]):
     @property
     def num_global_batches(self) -> int:
         """Batches of one epoch over all ranks, before padding or dropping."""
-        return sum(self._num_batches(m) for m in self._matches)
+        return math.ceil(sum(self._num_batches(m) for m in self._matches) / self.matches_per_batch)
 
     def _num_batches(self, match: _Match) -> int:
         by_ids = math.ceil(len(match.ids) / self.p_ids)
@@ -158,7 +167,9 @@ class MatchBatchSampler(Sampler[list[int]]):
         rng = np.random.default_rng([self.seed, self.epoch])
         batches = [b for m in self._matches for b in self._match_batches(m, rng)]
         order = rng.permutation(len(batches))
-        return [batches[i] for i in order]
+        groups = [batches[i] for i in order]
+        m = self.matches_per_batch
+        return [[c for g in groups[i:i + m] for c in g] for i in range(0, len(groups), m)]
 
     def _match_batches(self, match: _Match, rng: np.random.Generator) -> list[list[int]]:
         queue = list(rng.permutation(match.ids))
