@@ -18,10 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from ray import tune
+from ray.train import CheckpointConfig, RunConfig, ScalingConfig
+from ray.train.torch import TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from prtreid.config import from_dict
 from prtreid.data.soccernet import find_sequences
+from prtreid.distributed.train import _train_worker  # the worker loop of train_distributed, reused as is
 from prtreid.distributed.train import local_store
 from prtreid.eval.tracking import COMBINED, evaluate_tracking
 from prtreid.pipeline.video import PipelineConfig, VideoPipeline, write_result
@@ -51,7 +54,7 @@ def trial_metrics(metrics: dict[str, Any], weights: dict[str, float]) -> dict[st
 
 
 def loss_trial(config: dict[str, Any], *, experiment: dict[str, Any], data: str,
-                weights: dict[str, float]) -> None:
+               weights: dict[str, float]) -> None:
     """A Tune trial that trains in its own process and reports after every epoch."""
     cfg = apply_point(experiment_from_dict(experiment, "sweep base"), config, source="trial")
     store = local_store(data, cfg.crops)
@@ -67,14 +70,9 @@ def loss_trial(config: dict[str, Any], *, experiment: dict[str, Any], data: str,
 
 
 def ddp_loss_trial(config: dict[str, Any], *, experiment: dict[str, Any], data: str, weights: dict[str, float],
-                    workers: int, use_gpu: bool, resources_per_worker: dict[str, float], storage_path: str,
-                    storage_filesystem: Any) -> None:
+                   workers: int, use_gpu: bool, resources_per_worker: dict[str, float], storage_path: str,
+                   storage_filesystem: Any) -> None:
     """A Tune trial that fits a ``TorchTrainer`` (Ray Train V2) whose reports reach Tune."""
-    from ray.train import CheckpointConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
-
-    from prtreid.distributed.train import _train_worker  # the worker loop of train_distributed
-
     cfg = apply_point(experiment_from_dict(experiment, "sweep base"), config, source="trial")
     trainer = TorchTrainer(
         _train_worker,
@@ -100,7 +98,7 @@ class ObjectiveReportCallback(TuneReportCallback):
 
 
 def tracker_trial(config: dict[str, Any], *, pipeline: dict[str, Any], sequences: str, model: str | None,
-                   weights: dict[str, float]) -> None:
+                  weights: dict[str, float]) -> None:
     """A Tune trial that tracks every validation sequence and reports HOTA (and the rest)."""
     cfg = apply_point(from_dict(PipelineConfig, pipeline, "sweep base"), config, source="trial")
     runner = VideoPipeline(cfg, model)

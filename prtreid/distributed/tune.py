@@ -48,10 +48,10 @@ from typing import Any
 import optuna
 import pyarrow.fs as pafs
 from optuna.trial import TrialState
-from sqlalchemy.engine import make_url
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search.optuna import OptunaSearch
+from sqlalchemy.engine import make_url
 
 from prtreid.data.soccernet import find_sequences
 from prtreid.distributed import study as studies
