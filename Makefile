@@ -15,7 +15,7 @@ export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER := 0
 export GLOO_SOCKET_IFNAME := lo
 export PYTHONUNBUFFERED := 1
 
-.PHONY: demo test venv clean
+.PHONY: demo demo-hpo test bench venv clean
 
 venv: $(STAMP)
 
@@ -27,6 +27,25 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: $(STAMP)
 	$(PY) jobs/demo.py --out demo_out --fresh
+
+# A very small overnight-style sweep (losses, then tracker), with its plots: about 3 minutes.
+HPO := demo_out/hpo
+demo-hpo: $(STAMP)
+	$(PY) -m prtreid.cli synth --out $(HPO)/data --seqs 4 --frames 30 --width 640 --height 360 --seed 7
+	$(PY) -m prtreid.cli synth --out $(HPO)/val --seqs 1 --frames 40 --width 640 --height 360 --seed 8 --first-index 90
+	$(PY) jobs/tune.py losses --space search_spaces/losses.yaml --data $(HPO)/data --config configs/train_cpu_small.yaml \
+		--set train.epochs=2 --set model.image_size=[64,32] --set crops.store_height=64 --set crops.max_per_identity=8 \
+		--set crops.eval_fraction=0.25 --set sampler.k_instances=2 --set sampler.epoch=identities \
+		--out $(HPO)/losses --name demo-losses --num-samples 6 --max-concurrent 2
+	$(PY) -m prtreid.cli train --data $(HPO)/data --config $(HPO)/losses/best_config.yaml --out $(HPO)/best_model
+	$(PY) jobs/tune.py tracker --space search_spaces/tracker.yaml --sequences $(HPO)/val --model $(HPO)/best_model/model.pt \
+		--device cpu --out $(HPO)/tracker --name demo-tracker --num-samples 6 --max-concurrent 2
+	@echo "plots: $(HPO)/losses/plots $(HPO)/tracker/plots"
+
+# The peer trackers of benchmarks/tracking.py (boxmot, AGPL-3.0) are an optional extra.
+bench: $(STAMP)
+	$(PY) -m pip install -c constraints.txt -e '.[bench]'
+	$(PY) benchmarks/tracking.py
 
 # pytest exits 5 when it collected no test: that is a failure here.
 test: $(STAMP)

@@ -10,10 +10,17 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 import time
 from pathlib import Path
 
+from collections.abc import Callable
+
 from prtreid.cli import main as cli
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import track as track_job  # noqa: E402  (jobs/ is not a package)
+import train as train_job  # noqa: E402
 
 
 class Demo:
@@ -34,33 +41,60 @@ class Demo:
         self.times[title] = time.perf_counter() - start
         print(f"    ({self.times[title]:.1f} s)", flush=True)
 
+    def job(self, title: str, entry: Callable[[list[str]], int | None], argv: list[str]) -> None:
+        """Run a Ray job's ``main`` in this process, as a stage."""
+        self.stage += 1
+        print(f"\n=== {self.stage}. {title} ===\n$ python jobs/... {' '.join(argv)}", flush=True)
+        start = time.perf_counter()
+        if entry(argv):
+            raise SystemExit(f"demo stage failed: {title}")
+        self.times[title] = time.perf_counter() - start
+        print(f"    ({self.times[title]:.1f} s)", flush=True)
+
+
+def write_manifest(out: Path, test_data: Path) -> Path:
+    """A bulk manifest: the test clips, one clip as an mp4 video, a missing file and a corrupt one."""
+    from prtreid.data.frames import open_frames, write_video
+
+    seqs = sorted(p for p in test_data.iterdir() if p.is_dir())
+    videos = out / "videos"
+    videos.mkdir(parents=True, exist_ok=True)
+    write_video(videos / f"{seqs[0].name}.mp4", (img for _, img in open_frames(seqs[0])), fps=25)
+    (videos / "corrupt.mp4").write_bytes(b"\x00" * 4096)
+    lines = [str(p.resolve()) for p in seqs] + [str((videos / "missing.mp4").resolve()),
+                                                 str((videos / "corrupt.mp4").resolve())]
+    manifest = out / "manifest.txt"
+    manifest.write_text("# demo season: sequence folders, a missing file and a corrupt video\n" + "\n".join(lines) + "\n")
+    return manifest
+
 
 def main() -> None:
     """Generate a league, train PRTReID, evaluate it, track unseen clips, evaluate and render."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("demo_out"))
-    parser.add_argument("--train-seqs", type=int, default=16)
+    parser.add_argument("--train-seqs", type=int, default=40)
     parser.add_argument("--test-seqs", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--fresh", action="store_true", help="delete --out first")
     args = parser.parse_args()
     if args.fresh and args.out.exists():
         shutil.rmtree(args.out)
     out = args.out
     train_data, test_data = out / "data" / "train", out / "data" / "test"
-    run, tracks = out / "run", out / "tracks"
+    run, tracks = out / "ray" / "demo", out / "tracks"  # Ray Train keeps the run in STORAGE/NAME
     demo = Demo(out)
 
-    demo.run("Generate training clips (SoccerNet-Tracking layout)",
-             ["synth", "--out", str(train_data), "--seqs", str(args.train_seqs), "--frames", "50", "--seed", "7"])
+    demo.run("Generate training clips (SoccerNet-Tracking layout; many short matches for kit variety)",
+             ["synth", "--out", str(train_data), "--seqs", str(args.train_seqs), "--frames", "15", "--seed", "7"])
     demo.run("Generate unseen test clips (other seed: new kits, players, camera paths)",
              ["synth", "--out", str(test_data), "--seqs", str(args.test_seqs), "--frames", "150", "--seed", "1001",
               "--first-index", "101"])
     demo.run("Build the re-id crop store", ["crops", "--data", str(train_data), "--out", str(out / "crops"),
                                            "--config", "configs/train_cpu_small.yaml", "--json"])
-    demo.run("Train PRTReID (re-id + team + role)",
-             ["train", "--data", str(out / "crops"), "--out", str(run), "--config", "configs/train_cpu_small.yaml",
-              "--epochs", str(args.epochs)])
+    demo.job("Train PRTReID (re-id + team + role) on Ray Train, 2 DDP workers", train_job.main,
+             ["--config", "configs/train_cpu_small.yaml", "--set", f"train.epochs={args.epochs}",
+              "--data", str((out / "crops").resolve()), "--storage", str((out / "ray").resolve()),
+              "--name", "demo", "--num-workers", "2", "--cpus-per-worker", "0.9"])
     demo.run("Evaluate re-id, team and role on the unseen clips",
              ["eval-reid", "--data", str(test_data), "--model", str(run / "model.pt")])
     demo.run("Track the unseen clips (oracle detections + PRTReID appearance)",
@@ -71,6 +105,10 @@ def main() -> None:
     first = sorted(p for p in test_data.iterdir() if p.is_dir())[0]
     demo.run("Render an overlay video", ["render", "--input", str(first), "--pred", str(tracks),
                                          "--out", str(out / f"{first.name}.overlay.mp4")])
+    manifest = write_manifest(out, test_data)
+    demo.job("Bulk tracking on Ray Data (manifest with a missing and a corrupt entry)", track_job.main,
+             ["--manifest", str(manifest), "--out", str((out / "bulk").resolve()), "--model",
+              str((run / "model.pt").resolve()), "--detector", "oracle", "--actors", "2", "--cpus-per-actor", "0.5"])
     write_report(out, run, tracks, test_data, demo.times)
     print(f"\nDemo finished in {sum(demo.times.values()):.0f} s; report: {out / 'REPORT.md'}")
 
@@ -79,10 +117,10 @@ def write_report(out: Path, run: Path, tracks: Path, test_data: Path, times: dic
     """A Markdown summary of the run: re-id metrics, tracking metrics, stage times."""
     from prtreid.eval.tracking import evaluate_tracking
 
-    history = json.loads((run / "metrics.json").read_text())
+    history = json.loads((run / "history.json").read_text())
     final = history[-1]
     tracking = evaluate_tracking(test_data, tracks)
-    lines = ["# PRTReID demo report", "", "## Re-id model (held-out training-split sequences)", "",
+    lines = ["# PRTReID demo report", "", "## Re-id model (held-out sequences of the training set, last epoch)", "",
              "| mAP | rank-1 | team acc | role acc | role macro-F1 |", "|---|---|---|---|---|",
              "| " + " | ".join(f"{final.get(k, float('nan')):.3f}"
                               for k in ("mAP", "rank1", "team_acc", "role_acc", "role_macro_f1")) + " |",
