@@ -85,7 +85,7 @@ def main() -> None:
     demo = Demo(out)
 
     demo.run("Generate training clips (SoccerNet-Tracking layout; many short matches for kit variety)",
-             ["synth", "--out", str(train_data), "--seqs", str(args.train_seqs), "--frames", "15", "--seed", "7"])
+             ["synth", "--out", str(train_data), "--seqs", str(args.train_seqs), "--frames", "25", "--seed", "7"])
     demo.run("Generate unseen test clips (other seed: new kits, players, camera paths)",
              ["synth", "--out", str(test_data), "--seqs", str(args.test_seqs), "--frames", "150", "--seed", "1001",
               "--first-index", "101"])
