@@ -26,19 +26,19 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def synth_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Four small generated sequences (two held out by the crop store's default split)."""
+    """Eight short generated sequences (matches): kit variety is what team and role learning needs."""
     from prtreid.data.synth import SynthConfig, generate_dataset
 
     out = tmp_path_factory.mktemp("synth")
-    generate_dataset(out, SynthConfig(seqs=4, frames=60, width=640, height=360, seed=11))
+    generate_dataset(out, SynthConfig(seqs=8, frames=30, width=640, height=360, seed=11))
     return out
 
 
 @pytest.fixture(scope="session")
 def crop_store(synth_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A crop store over :func:`synth_data`, half of the sequences held out."""
+    """A crop store over :func:`synth_data`, a quarter of the sequences held out."""
     from prtreid.data.crops import CropConfig, build_crops
 
     out = tmp_path_factory.mktemp("crops")
-    build_crops(synth_data, out, CropConfig(eval_fraction=0.5, max_per_identity=20, store_height=128))
+    build_crops(synth_data, out, CropConfig(eval_fraction=0.25, max_per_identity=10, store_height=128))
     return out

@@ -34,7 +34,7 @@ def test_oracle_tracking_writes_all_outputs_and_scores_well(synth_data: Path, tm
     mot = read_mot(tmp_path / f"{name}.txt")
     tracks = pd.read_parquet(tmp_path / f"{name}.tracks.parquet")
     summary = json.loads((tmp_path / f"{name}.summary.json").read_text())
-    assert len(mot) == len(tracks) > 0 and summary["frames"] == 60
+    assert len(mot) == len(tracks) > 0 and summary["frames"] == 30
     assert set(summary["seconds"]) >= {"decode", "detect", "embed", "track", "post", "total"}
     res = evaluate_tracking(seq, tmp_path)
     assert res[name]["HOTA"] > 0.6 and res[name]["DetA"] > 0.6, res[name]

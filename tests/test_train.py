@@ -18,7 +18,7 @@ from prtreid.errors import ConfigError
 def tiny_config(epochs: int = 4) -> ExperimentConfig:
     return experiment_from_dict({
         "model": {"backbone": "resnet18", "image_size": [128, 64], "embed_dim": 128},
-        "sampler": {"p_ids": 8, "k_instances": 4},
+        "sampler": {"p_ids": 6, "k_instances": 3, "matches_per_batch": 2},
         "train": {"epochs": epochs, "lr": 1e-3, "warmup_epochs": 0.5, "device": "cpu", "batch_eval": 128},
     })
 
