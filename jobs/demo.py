@@ -53,16 +53,17 @@ class Demo:
 
 
 def write_manifest(out: Path, test_data: Path) -> Path:
-    """A bulk manifest: the test clips, one clip as an mp4 video, a missing file and a corrupt one."""
-    from prtreid.data.frames import open_frames, write_video
+    """A bulk manifest: the test clips, a missing video and a corrupt one.
 
+    The clips are SoccerNet folders tracked with oracle detections; video files need a detector
+    (``--detector yolo:WEIGHTS``, e.g. from ``prtreid train-detector``).
+    """
     seqs = sorted(p for p in test_data.iterdir() if p.is_dir())
     videos = out / "videos"
     videos.mkdir(parents=True, exist_ok=True)
-    write_video(videos / f"{seqs[0].name}.mp4", (img for _, img in open_frames(seqs[0])), fps=25)
     (videos / "corrupt.mp4").write_bytes(b"\x00" * 4096)
-    lines = [str(p.resolve()) for p in seqs] + [str((videos / "missing.mp4").resolve()),
-                                                 str((videos / "corrupt.mp4").resolve())]
+    entries = [*seqs, videos / "missing.mp4", videos / "corrupt.mp4"]
+    lines = [str(p.resolve()) for p in entries]
     manifest = out / "manifest.txt"
     manifest.write_text("# demo season: sequence folders, a missing file and a corrupt video\n" + "\n".join(lines) + "\n")
     return manifest
@@ -73,7 +74,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("demo_out"))
     parser.add_argument("--train-seqs", type=int, default=40)
-    parser.add_argument("--test-seqs", type=int, default=3)
+    parser.add_argument("--test-seqs", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--fresh", action="store_true", help="delete --out first")
     args = parser.parse_args()
@@ -87,7 +88,7 @@ def main() -> None:
     demo.run("Generate training clips (SoccerNet-Tracking layout; many short matches for kit variety)",
              ["synth", "--out", str(train_data), "--seqs", str(args.train_seqs), "--frames", "25", "--seed", "7"])
     demo.run("Generate unseen test clips (other seed: new kits, players, camera paths)",
-             ["synth", "--out", str(test_data), "--seqs", str(args.test_seqs), "--frames", "150", "--seed", "1001",
+             ["synth", "--out", str(test_data), "--seqs", str(args.test_seqs), "--frames", "100", "--seed", "1001",
               "--first-index", "101"])
     demo.run("Build the re-id crop store", ["crops", "--data", str(train_data), "--out", str(out / "crops"),
                                            "--config", "configs/train_cpu_small.yaml", "--json"])
@@ -106,7 +107,7 @@ def main() -> None:
     demo.run("Render an overlay video", ["render", "--input", str(first), "--pred", str(tracks),
                                          "--out", str(out / f"{first.name}.overlay.mp4")])
     manifest = write_manifest(out, test_data)
-    demo.job("Bulk tracking on Ray Data (manifest with a missing and a corrupt entry)", track_job.main,
+    demo.job("Bulk tracking on Ray Data (manifest with a missing and a corrupt video)", track_job.main,
              ["--manifest", str(manifest), "--out", str((out / "bulk").resolve()), "--model",
               str((run / "model.pt").resolve()), "--detector", "oracle", "--actors", "2", "--cpus-per-actor", "0.5"])
     write_report(out, run, tracks, test_data, demo.times)

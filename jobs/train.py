@@ -32,8 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set train.epochs=20 (repeatable)")
     p.add_argument("--data", required=True,
-                   help="crop store or sequences folder at the same path on every node (shared storage)")
-    p.add_argument("--storage", required=True, help="runs folder: local path (one node) or s3://bucket/prefix")
+                   help="crop store or sequences folder at the same absolute path on every node (shared "
+                        "storage); under `ray job submit` relative paths point into the job's temporary copy")
+    p.add_argument("--storage", required=True,
+                   help="runs folder: s3://bucket/prefix, or an absolute local path (single node)")
     p.add_argument("--name", required=True, help="run name; the same name resumes the run")
     p.add_argument("--num-workers", type=int, default=2, help="training workers (one per GPU with --gpu)")
     p.add_argument("--gpu", action="store_true", help="one GPU per worker (mixed precision as train.amp says)")

@@ -77,3 +77,20 @@ def test_eval_and_render_commands(synth_data: Path, tmp_path: Path, capsys: pyte
                 "--max-frames", "10"]) == 0
     assert open_frames(tmp_path / "o.mp4").info.width == 640
     assert sum(1 for _ in open_frames(tmp_path / "o.mp4")) == 10
+
+
+def test_bad_inputs_fail_with_their_path(synth_data: Path, tmp_path: Path) -> None:
+    from prtreid.data.frames import FrameError
+    from prtreid.errors import ConfigError
+    from prtreid.pipeline.video import PipelineConfig, VideoPipeline
+
+    pipeline = VideoPipeline(PipelineConfig(detector="oracle"))
+    (tmp_path / "corrupt.mp4").write_bytes(b"\x00" * 4096)
+    with pytest.raises(FrameError, match="corrupt.mp4"):
+        pipeline.run(tmp_path / "corrupt.mp4")
+    with pytest.raises(FrameError, match="missing.mp4"):
+        pipeline.run(tmp_path / "missing.mp4")
+    seq = find_sequences(synth_data)[0]
+    write_video(tmp_path / "ok.mp4", (img for i, img in open_frames(seq) if i <= 3), fps=25)
+    with pytest.raises(ConfigError, match="use a learned detector"):
+        pipeline.run(tmp_path / "ok.mp4")

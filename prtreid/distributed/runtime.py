@@ -64,13 +64,12 @@ def start_local_ray(num_cpus: int = 2, tmpdir: str | Path | None = None, *, num_
     """
     if ray.is_initialized():
         return {"address": ray.get_runtime_context().gcs_address}
-    for key, value in LOCAL_ENV.items():
-        os.environ.setdefault(key, value)
+    _loopback_only()
     tmp = Path(tmpdir) if tmpdir else Path(tempfile.mkdtemp(prefix="ray-"))
     tmp.mkdir(parents=True, exist_ok=True)
     os.environ["RAY_TMPDIR"] = str(tmp)
     kwargs: dict[str, Any] = {"address": "local", "num_cpus": num_cpus, "include_dashboard": include_dashboard,
-                              "object_store_memory": object_store_memory, "_node_ip_address": "127.0.0.1"}
+                              "object_store_memory": object_store_memory}
     if num_gpus is not None:
         kwargs["num_gpus"] = num_gpus
     if include_dashboard:
@@ -78,6 +77,18 @@ def start_local_ray(num_cpus: int = 2, tmpdir: str | Path | None = None, *, num_
     context = ray.init(**kwargs)
     log.info("started a local Ray (%d CPUs) in %s, dashboard %s", num_cpus, tmp, context.dashboard_url or "off")
     return dict(context.address_info)
+
+
+def _loopback_only() -> None:
+    """Environment of a private Ray; Ray's child processes read it when they start."""
+    for key, value in LOCAL_ENV.items():
+        os.environ.setdefault(key, value)
+    # This process read RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER when it imported ray, maybe before the
+    # line above: without this, ray.init resolves 127.0.0.1 to the machine's external address
+    # and its servers listen on every interface.
+    from ray._private import ray_constants
+
+    ray_constants.ENABLE_RAY_CLUSTER = os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] != "0"
 
 
 def connect(address: str | None = None, num_cpus: int | None = None) -> dict[str, Any]:
@@ -91,7 +102,7 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> dict[str
         context = ray.init(address=address)  # None: Ray reads RAY_ADDRESS itself
         log.info("joined the Ray cluster at %s", context.address_info.get("address"))
         return dict(context.address_info) | {"local": False}
-    info = start_local_ray(num_cpus or os.cpu_count() or 1, object_store_memory=None)
+    info = start_local_ray(num_cpus or os.cpu_count() or 1)  # training moves no data through the store
     return info | {"local": True}
 
 

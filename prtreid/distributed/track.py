@@ -54,7 +54,6 @@ from prtreid.config import from_dict
 from prtreid.distributed.manifest import VideoEntry
 from prtreid.distributed.report import BulkReport, VideoRecord
 from prtreid.distributed.staging import clean_stale, staged
-from prtreid.errors import ConfigError
 from prtreid.pipeline.video import PipelineConfig, VideoPipeline, is_complete, write_result
 from prtreid.storage import Storage, split_uri
 
@@ -130,7 +129,6 @@ class TrackActor:
         try:
             with staged(entry.uri) as path:
                 local = str(path)
-                check_detector_input(self.pipeline.cfg.detector, path)
                 result = self.pipeline.run(path, name=entry.name, meta=entry.meta)
             result.summary["source"] = entry.uri
             self.write(result)
@@ -152,17 +150,6 @@ class TrackActor:
     def write(self, result: Any) -> None:
         """Store one video's results (the summary, the completion marker, last)."""
         write_result(result, self.out)
-
-
-def check_detector_input(detector: str, path: Path) -> None:
-    """Fail early, and clearly, when a detector that reads a sequence's files meets a video file.
-
-    Raises:
-        ConfigError: ``oracle``/``det`` given a video (they read ``gt.txt``/``det.txt`` of a folder).
-    """
-    if detector.strip().lower() in ("oracle", "det") and path.exists() and not path.is_dir():
-        raise ConfigError(f"{path}: detector {detector!r} reads the boxes of a SoccerNet sequence folder, "
-                          "and this input is a video file: use a learned detector (yolo:WEIGHTS)")
 
 
 def check_model(model_path: str | Path | None) -> None:

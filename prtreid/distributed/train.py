@@ -104,10 +104,8 @@ def train_distributed(cfg: ExperimentConfig, data: str, storage: str, name: str,
         ray.train.TrainingFailedError: the run failed more than ``max_failures`` times.
     """
     storage_path, fs = storage_for_ray(storage)
-    config = {"experiment": dataclasses.asdict(cfg), "data": _absolute(data), "cache_dir": cache_dir,
-              "epoch_hook": epoch_hook}
     trainer = TorchTrainer(
-        _train_worker, train_loop_config=config,
+        train_worker, train_loop_config=worker_config(cfg, data, cache_dir, epoch_hook),
         scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu,
                                      resources_per_worker=resources_per_worker),
         run_config=RunConfig(name=name, storage_path=storage_path, storage_filesystem=fs,
@@ -182,8 +180,19 @@ class _Reporter:
         return stage
 
 
-def _train_worker(config: dict[str, Any]) -> dict[str, Any] | None:
-    """The function every Ray Train worker runs."""
+def worker_config(cfg: ExperimentConfig, data: str, cache_dir: str | None = None,
+                  epoch_hook: EpochHook | None = None) -> dict[str, Any]:
+    """The ``train_loop_config`` of :func:`train_worker` (plain data, plus the optional hook)."""
+    return {"experiment": dataclasses.asdict(cfg), "data": _absolute(data), "cache_dir": cache_dir,
+            "epoch_hook": epoch_hook}
+
+
+def train_worker(config: dict[str, Any]) -> dict[str, Any] | None:
+    """The function every Ray Train worker runs (``config`` from :func:`worker_config`).
+
+    Trains with :func:`~prtreid.train.loop.fit` from the latest checkpoint of the run, if any, and
+    reports after every epoch. Rank 0 returns ``{"history": [...], "start_epoch": n}``.
+    """
     context = ray.train.get_context()
     rank, world_size = context.get_world_rank(), context.get_world_size()
     cfg = experiment_from_dict(config["experiment"], "ray train_loop_config")
@@ -199,6 +208,9 @@ def _train_worker(config: dict[str, Any]) -> dict[str, Any] | None:
     if rank != 0:
         return None
     return {"history": history, "start_epoch": len(history) - reporter.reported + 1}
+
+
+_train_worker = train_worker  # earlier name, still imported by prtreid.distributed.trials
 
 
 def _prepare_model(model: nn.Module) -> nn.Module:

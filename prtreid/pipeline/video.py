@@ -22,11 +22,12 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from prtreid.data.frames import open_frames
+from prtreid.data.frames import SequenceFrames, open_frames
 from prtreid.data.soccernet import format_mot, load_sequence
 from prtreid.data.types import MotTable
 from prtreid.detect.base import DetectorConfig
 from prtreid.detect.factory import make_detector
+from prtreid.errors import ConfigError
 from prtreid.pipeline.embed import Embedder
 from prtreid.storage import Storage
 from prtreid.track.cmc import CameraMotion
@@ -95,8 +96,11 @@ class VideoPipeline:
     def run(self, source_path: str | Path, name: str | None = None,
             meta: dict[str, Any] | None = None) -> VideoResult:
         """Track every person of one sequence folder or video file."""
-        source = open_frames(source_path)
+        source = open_frames(source_path)  # a missing or undecodable input fails here, with its path
         name = name or source.info.name
+        if self._detector is None and not isinstance(source, SequenceFrames):
+            raise ConfigError(f"{source_path}: detector {self.cfg.detector!r} reads the boxes of a SoccerNet "
+                              "sequence folder, and this input is a video file: use a learned detector (yolo:WEIGHTS)")
         detector = self._detector or make_detector(self.cfg.detector, load_sequence(source_path), self.cfg.detection)
         tracker = PRTTracker(self.cfg.tracker)
         cmc = CameraMotion(self.cfg.cmc, downscale=self.cfg.cmc_downscale)
