@@ -13,8 +13,8 @@ its next batch. A local ``fit`` without Ray, on as many threads as one Ray worke
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -91,7 +91,8 @@ def print_table(rows: dict[str, dict[str, float]], cfg: ExperimentConfig, args: 
     unit = "GPU" if args.gpu else "worker"
     print(f"\n{cfg.model.backbone} at {cfg.model.image_size[0]}x{cfg.model.image_size[1]}, batch "
           f"{args.p}x{args.k}, {args.epochs} epochs (first excluded), store {store}, "
-          f"{'GPU + AMP' if args.gpu else 'CPU, 1 thread per worker'}\n")
+          f"{'GPU + AMP' if args.gpu else 'CPU, 1 thread per worker'}, {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[1]:.1f} (5 min)\n")
     print(f"| run | samples/s | samples/s per {unit} | data wait | wall s |")
     print("|---|---|---|---|---|")
     for name, r in rows.items():
@@ -141,7 +142,7 @@ def main() -> None:
             rows[f"Ray Train, {n} worker{'s' if n > 1 else ''}"] = run_ray(cfg, store, n, args) | {"workers": n}
     finally:
         stop_ray()
-    print_table(rows, dataclasses.replace(cfg), args, store)
+    print_table(rows, cfg, args, store)
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 def start_local_ray(num_cpus: int = 2, tmpdir: str | Path | None = None, *, num_gpus: int | None = None,
                     object_store_memory: int | None = DEFAULT_OBJECT_STORE, include_dashboard: bool = True,
                     dashboard_port: int | None = None) -> dict[str, Any]:
-    """Start a private Ray on this machine (loopback only) unless one is already running here.
+    """Start a private Ray on this machine, listening on 127.0.0.1 only (no-op if already connected).
 
     Args:
         num_cpus, num_gpus: resources Ray may hand out (``num_gpus=None``: Ray detects them).

@@ -210,7 +210,6 @@ def train_worker(config: dict[str, Any]) -> dict[str, Any] | None:
     return {"history": history, "start_epoch": len(history) - reporter.reported + 1}
 
 
-_train_worker = train_worker  # earlier name, still imported by prtreid.distributed.trials
 
 
 def _prepare_model(model: nn.Module) -> nn.Module:

@@ -24,7 +24,7 @@ from ray.tune.integration.ray_train import TuneReportCallback
 
 from prtreid.config import from_dict
 from prtreid.data.soccernet import find_sequences
-from prtreid.distributed.train import _train_worker  # the worker loop of train_distributed, reused as is
+from prtreid.distributed.train import train_worker  # the worker loop of train_distributed, reused as is
 from prtreid.distributed.train import local_store
 from prtreid.eval.tracking import COMBINED, evaluate_tracking
 from prtreid.pipeline.video import PipelineConfig, VideoPipeline, write_result
@@ -75,7 +75,7 @@ def ddp_loss_trial(config: dict[str, Any], *, experiment: dict[str, Any], data: 
     """A Tune trial that fits a ``TorchTrainer`` (Ray Train V2) whose reports reach Tune."""
     cfg = apply_point(experiment_from_dict(experiment, "sweep base"), config, source="trial")
     trainer = TorchTrainer(
-        _train_worker,
+        train_worker,
         train_loop_config={"experiment": dataclasses.asdict(cfg), "data": data, "cache_dir": None,
                            "epoch_hook": None},
         scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu, resources_per_worker=resources_per_worker),
