@@ -12,9 +12,8 @@ import json
 import shutil
 import sys
 import time
-from pathlib import Path
-
 from collections.abc import Callable
+from pathlib import Path
 
 from prtreid.cli import main as cli
 
@@ -24,30 +23,26 @@ import train as train_job  # noqa: E402
 
 
 class Demo:
-    """Runs ``prtreid`` subcommands as numbered stages, timing each."""
+    """Runs the demo's stages, numbered and timed: ``prtreid`` subcommands and Ray jobs' ``main``."""
 
-    def __init__(self, out: Path) -> None:
-        self.out = out
+    def __init__(self) -> None:
         self.stage = 0
         self.times: dict[str, float] = {}
 
     def run(self, title: str, argv: list[str]) -> None:
-        """Print a stage header and the command, run it, fail loudly."""
-        self.stage += 1
-        print(f"\n=== {self.stage}. {title} ===\n$ prtreid {' '.join(argv)}", flush=True)
-        start = time.perf_counter()
-        if cli(argv) != 0:
-            raise SystemExit(f"demo stage failed: prtreid {' '.join(argv)}")
-        self.times[title] = time.perf_counter() - start
-        print(f"    ({self.times[title]:.1f} s)", flush=True)
+        """A ``prtreid`` subcommand as a stage."""
+        self._stage(title, f"prtreid {' '.join(argv)}", lambda: cli(argv))
 
     def job(self, title: str, entry: Callable[[list[str]], int | None], argv: list[str]) -> None:
-        """Run a Ray job's ``main`` in this process, as a stage."""
+        """A Ray job's ``main`` (jobs/*.py), run in this process, as a stage."""
+        self._stage(title, f"python jobs/{entry.__module__}.py {' '.join(argv)}", lambda: entry(argv))
+
+    def _stage(self, title: str, command: str, fn: Callable[[], int | None]) -> None:
         self.stage += 1
-        print(f"\n=== {self.stage}. {title} ===\n$ python jobs/... {' '.join(argv)}", flush=True)
+        print(f"\n=== {self.stage}. {title} ===\n$ {command}", flush=True)
         start = time.perf_counter()
-        if entry(argv):
-            raise SystemExit(f"demo stage failed: {title}")
+        if fn():
+            raise SystemExit(f"demo stage failed: {command}")
         self.times[title] = time.perf_counter() - start
         print(f"    ({self.times[title]:.1f} s)", flush=True)
 
@@ -83,7 +78,7 @@ def main() -> None:
     out = args.out
     train_data, test_data = out / "data" / "train", out / "data" / "test"
     run, tracks = out / "ray" / "demo", out / "tracks"  # Ray Train keeps the run in STORAGE/NAME
-    demo = Demo(out)
+    demo = Demo()
 
     demo.run("Generate training clips (SoccerNet-Tracking layout; many short matches for kit variety)",
              ["synth", "--out", str(train_data), "--seqs", str(args.train_seqs), "--frames", "25", "--seed", "7"])
