@@ -83,6 +83,22 @@ def parse_override(text: str) -> dict[str, Any]:
     return value
 
 
+def to_plain(obj: Any) -> Any:
+    """Built-in types only: tuples become lists, paths strings, numpy/torch scalars numbers.
+
+    What ``yaml.safe_dump`` and ``torch.load(weights_only=True)`` accept.
+    """
+    if isinstance(obj, dict):
+        return {str(k): to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_plain(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "item") and getattr(obj, "ndim", 1) == 0:
+        return obj.item()
+    return obj
+
+
 def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)

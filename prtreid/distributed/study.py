@@ -30,6 +30,7 @@ import pandas as pd
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
+from prtreid.config import to_plain
 from prtreid.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -152,7 +153,7 @@ def results_table(study: optuna.Study) -> pd.DataFrame:
 
 def config_yaml(cfg: Any, header: str = "") -> str:
     """A config dataclass as YAML that :func:`prtreid.config.from_dict` reads back unchanged."""
-    text = yaml.safe_dump(_plain(dataclasses.asdict(cfg)), sort_keys=False)
+    text = yaml.safe_dump(to_plain(dataclasses.asdict(cfg)), sort_keys=False)
     return "".join(f"# {line}\n" for line in header.splitlines()) + text
 
 
@@ -241,11 +242,3 @@ def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value

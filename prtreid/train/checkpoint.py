@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from prtreid.config import from_dict
+from prtreid.config import from_dict, to_plain
 from prtreid.model.prtreid import ModelConfig, PRTReID
 from prtreid.storage import atomic_path
 
@@ -43,7 +43,7 @@ def unwrap(model: nn.Module) -> nn.Module:
 def save_model(path: Path, model: nn.Module, meta: dict[str, Any], metrics: dict[str, Any] | None = None) -> None:
     """Write an inference model file (weights, meta, last metrics)."""
     state = {k: v.detach().cpu() for k, v in unwrap(model).state_dict().items()}
-    atomic_torch_save({"meta": meta, "state_dict": state, "metrics": _plain(metrics or {})}, path)
+    atomic_torch_save({"meta": meta, "state_dict": state, "metrics": to_plain(metrics or {})}, path)
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[PRTReID, dict[str, Any]]:
@@ -69,24 +69,11 @@ def save_checkpoint(path: Path, *, model: nn.Module, optimizer: torch.optim.Opti
         "scheduler": scheduler.state_dict(),
         "scaler": scaler.state_dict() if scaler is not None else None,
         "epoch": epoch,
-        "history": _plain(history),
-        "experiment": _plain(experiment),
+        "history": to_plain(history),
+        "experiment": to_plain(experiment),
     }, path)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a training checkpoint written by :func:`save_checkpoint` (``weights_only``)."""
     return torch.load(str(path), map_location="cpu", weights_only=True)
-
-
-def _plain(obj: Any) -> Any:
-    """Built-in types only (tuples become lists, paths strings), so ``weights_only`` loads accept it."""
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    if hasattr(obj, "item") and getattr(obj, "ndim", 1) == 0:
-        return obj.item()
-    return obj
