@@ -35,7 +35,7 @@ def test_teams_of_separable_embeddings_are_perfect_up_to_permutation() -> None:
     roles += [_one_hot_rows("referee", 10), _one_hot_rows("goalkeeper", 10)]
     emb_rows = np.concatenate(emb)
     emb_rows[0] = np.nan  # an interpolated row is ignored
-    teams = assign_teams(np.array(ids), emb_rows, np.concatenate(roles), ROLES)
+    teams = assign_teams(np.array(ids), emb_rows, vote_roles(np.array(ids), np.concatenate(roles), ROLES))
     flip = teams[1] != truth[1]
     assert all(teams[t] == (truth[t] ^ flip) for t in truth)
     assert teams[20] is None

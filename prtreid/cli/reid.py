@@ -79,6 +79,6 @@ def run_eval(args: argparse.Namespace) -> int:
     report = {k: metrics[k] for k in REPORT_KEYS}
     if not args.json:
         report |= {"rank5": metrics["rank5"], "num_queries": metrics["num_queries"],
-                   "role_confusion": metrics["role_confusion"], "role_names": metrics["role_names"]}
+                   "role_acc_crop": metrics["role_acc_crop"], "role_confusion": metrics["role_confusion"], "role_names": metrics["role_names"]}
     print(json.dumps(report, indent=None if args.json else 2))
     return 0

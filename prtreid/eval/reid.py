@@ -107,9 +107,13 @@ def team_accuracy(
     return (correct / total if total else 0.0), per_match
 
 
-def role_metrics(role_logits: np.ndarray, roles: np.ndarray, role_names: Sequence[str]) -> dict[str, object]:
-    """Role accuracy, macro-F1 (over roles present in truth or prediction) and the confusion matrix."""
-    pred = role_logits.argmax(1)
+def role_metrics(role_pred: np.ndarray, roles: np.ndarray, role_names: Sequence[str]) -> dict[str, object]:
+    """Role accuracy, macro-F1 (over roles present in truth or prediction) and the confusion matrix.
+
+    ``role_pred`` is the predicted role index of each sample, or ``(N, R)`` scores (argmax taken).
+    """
+    pred = np.asarray(role_pred)
+    pred = pred.argmax(1) if pred.ndim == 2 else pred
     labels = list(range(len(role_names)))
     present = sorted(set(roles.tolist()) | set(pred.tolist()))
     return {

@@ -32,6 +32,7 @@ from prtreid.pipeline.embed import Embedder
 from prtreid.storage import Storage
 from prtreid.track.cmc import CameraMotion
 from prtreid.track.config import TrackerConfig
+from prtreid.track.context import RoleContext
 from prtreid.track.tracker import Appearance, Detections, PRTTracker
 from prtreid.track.tracklets import TrackTable, assign_teams, interpolate_gaps, vote_roles
 from prtreid.train.checkpoint import load_model
@@ -52,6 +53,7 @@ class PipelineConfig:
         cmc_downscale: frames are shrunk by this factor for camera-motion estimation.
         batch_frames: frames decoded, detected and embedded together.
         interpolate_gap: fill track gaps up to this many frames (0: off).
+        role_context: the match-context role decision over tracklets (:mod:`prtreid.track.context`).
         device: ``auto``, ``cpu`` or ``cuda``; amp: fp16 embedding on CUDA.
     """
 
@@ -62,6 +64,7 @@ class PipelineConfig:
     cmc_downscale: float = 2.0
     batch_frames: int = 8
     interpolate_gap: int = 10
+    role_context: RoleContext = field(default_factory=RoleContext)
     device: str = "auto"
     amp: bool = False
 
@@ -132,8 +135,9 @@ class VideoPipeline:
         teams: dict[int, int | None] = {}
         roles: dict[int, str] = {}
         if table.role_probs is not None and len(table):
-            roles = vote_roles(table.track_id, table.role_probs, self.role_names)
-            teams = assign_teams(table.track_id, table.team, table.role_probs, self.role_names)
+            roles = vote_roles(table.track_id, table.role_probs, self.role_names, frames=table.frame,
+                               team_rows=table.team, context=self.cfg.role_context)
+            teams = assign_teams(table.track_id, table.team, roles)
         if self.cfg.interpolate_gap > 0 and len(table):
             table = interpolate_gaps(table, self.cfg.interpolate_gap)
         table = table.sorted()

@@ -3,8 +3,10 @@
 The tracker's per-frame outputs are collected into a :class:`TrackTable` (one row per track per
 frame, with the detection's team embedding and role probabilities). Once the video is done:
 
-* :func:`vote_roles`: each tracklet's role is the argmax of its **mean softmax probabilities**
-  (averaging raw logits, as tracklab does, lets one overconfident frame outvote many).
+* :func:`vote_roles`: each tracklet's role from its **mean softmax probabilities** (averaging raw
+  logits, as tracklab does, lets one overconfident frame outvote many), settled by the match
+  context when given (:mod:`prtreid.track.context`: a kit worn by several people at once is a
+  team kit).
 * :func:`assign_teams`: tracklet means of unit team embeddings, KMeans(2) over player tracklets
   weighted by their length; goalkeepers and short player tracklets take the nearer centroid;
   referees and others get no team. Team labels 0/1 are arbitrary (evaluation is
@@ -15,13 +17,14 @@ frame, with the detection's team embedding and role probabilities). Once the vid
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from sklearn.cluster import KMeans
 
 from prtreid.data.types import MotTable
+from prtreid.track.context import RoleContext, contextual_roles
 from prtreid.track.tracker import Appearance, Tracks
 
 
@@ -114,14 +117,25 @@ def _group_mean(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.nd
     return uniq, sums / counts[:, None], counts
 
 
-def vote_roles(track_ids: np.ndarray, role_prob_rows: np.ndarray, role_names: Sequence[str]) -> dict[int, str]:
-    """Role of each tracklet: argmax of its mean role probabilities.
+def vote_roles(
+    track_ids: np.ndarray,
+    role_prob_rows: np.ndarray,
+    role_names: Sequence[str],
+    *,
+    frames: np.ndarray | None = None,
+    team_rows: np.ndarray | None = None,
+    context: RoleContext | None = None,
+) -> dict[int, str]:
+    """Role of each tracklet from its mean role probabilities, with the match context if given.
 
     Args:
         track_ids: ``(N,)`` track id of each row.
         role_prob_rows: ``(N, R)`` softmax probabilities (NaN rows are skipped). Logits are
             refused: averaging logits is not averaging beliefs.
         role_names: the R role names, in column order.
+        frames, team_rows, context: the rows' frame numbers and team embeddings and the
+            settings of :func:`prtreid.track.context.contextual_roles`, which then decides from
+            the tracklets' mean team embeddings; without them, the argmax of the mean probabilities.
 
     Returns:
         ``{track_id: role}`` for tracklets with at least one known row.
@@ -132,15 +146,27 @@ def vote_roles(track_ids: np.ndarray, role_prob_rows: np.ndarray, role_names: Se
     ok = np.isfinite(probs).all(1)
     if ((probs[ok] < -1e-6).any() or not np.allclose(probs[ok].sum(1), 1.0, atol=1e-3)):
         raise ValueError("role_prob_rows must be softmax probabilities (non-negative rows summing to 1), not logits")
-    uniq, mean, _ = _group_mean(np.asarray(track_ids)[ok], probs[ok])
-    return {int(t): role_names[int(k)] for t, k in zip(uniq, mean.argmax(1))}
+    use_context = context is not None and frames is not None and team_rows is not None
+    if use_context:
+        ok &= np.isfinite(team_rows).all(1)
+    ids = np.asarray(track_ids)[ok]
+    uniq, mean, _ = _group_mean(ids, probs[ok])
+    if not use_context:
+        return {int(t): role_names[int(k)] for t, k in zip(uniq, mean.argmax(1))}
+    _, team_mean, _ = _group_mean(ids, _unit(np.asarray(team_rows, np.float64)[ok]))
+    item_of_row = np.searchsorted(uniq, ids)
+    chosen = contextual_roles(team_mean, mean, item_of_row, np.asarray(frames)[ok], role_names, context)
+    return {int(t): role_names[int(k)] for t, k in zip(uniq, chosen)}
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=1, keepdims=True).clip(1e-12)
 
 
 def assign_teams(
     track_ids: np.ndarray,
     team_emb_rows: np.ndarray,
-    role_rows: np.ndarray | None,
-    role_names: Sequence[str],
+    roles: Mapping[int, str] | None,
     team_roles: Sequence[str] = ("player",),
     nearest_roles: Sequence[str] = ("goalkeeper",),
     min_rows: int = 5,
@@ -155,17 +181,15 @@ def assign_teams(
     long or short, then takes the nearer centroid. Tracklets voted in ``nearest_roles``
     (goalkeepers) also take the nearer centroid: their kit differs from both teams and the side of
     the pitch is unknown here, so this is a best guess that the team model places a goalkeeper
-    closer to his own team. Other roles (referees, others) get ``None``; ``role_rows=None`` treats
-    every tracklet as a player.
+    closer to his own team. Other roles (referees, others) get ``None``; ``roles`` maps track ids to
+    roles (:func:`vote_roles`), and ``None`` treats every tracklet as a player.
     """
     track_ids = np.asarray(track_ids)
     emb = np.asarray(team_emb_rows, dtype=np.float64)
     ok = np.isfinite(emb).all(1)
-    emb = emb / np.linalg.norm(emb, axis=1, keepdims=True).clip(1e-12)
-    uniq, mean, counts = _group_mean(track_ids[ok], emb[ok])
-    mean = mean / np.linalg.norm(mean, axis=1, keepdims=True).clip(1e-12)
-    roles = {} if role_rows is None else vote_roles(track_ids, role_rows, role_names)
-    role_of = [roles.get(int(t), team_roles[0]) if role_rows is None else roles.get(int(t)) for t in uniq]
+    uniq, mean, counts = _group_mean(track_ids[ok], _unit(emb[ok]))
+    mean = _unit(mean)
+    role_of = [team_roles[0] if roles is None else roles.get(int(t)) for t in uniq]
     is_team = np.array([r in team_roles for r in role_of], bool)
     takes_team = is_team | np.array([r in nearest_roles for r in role_of], bool)
     out: dict[int, int | None] = {int(t): None for t in np.unique(track_ids)}

@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader
 
 from prtreid.data.reid_dataset import ReidDataset
 from prtreid.eval.reid import part_distance, reid_metrics, role_metrics, team_accuracy
+from prtreid.track.context import RoleContext, contextual_roles
 
 
 @torch.no_grad()
@@ -36,11 +37,14 @@ def extract(model: nn.Module, dataset: ReidDataset, device: torch.device, batch_
 
 def evaluate_store(model: nn.Module, store: str | Path, device: torch.device, *,
                    image_size: tuple[int, int], role_names: tuple[str, ...],
-                   batch_size: int = 64, min_frame_gap: int = 10, num_workers: int = 0) -> dict[str, Any]:
+                   batch_size: int = 64, min_frame_gap: int = 10, num_workers: int = 0,
+                   role_context: RoleContext = RoleContext()) -> dict[str, Any]:
     """Re-id mAP/rank-k (query vs gallery), team accuracy and role metrics on the held-out sequences.
 
-    Team accuracy uses the players (role ``player``) of query and gallery together, per sequence;
-    role metrics use every held-out crop.
+    Team accuracy uses the players (role ``player``) of query and gallery together, per sequence.
+    Role metrics use every held-out crop; the roles are decided per sequence with the match
+    context (:mod:`prtreid.track.context`, the decision tracking makes over tracklets, here over
+    the sequence's crops), and ``role_acc_crop`` is the accuracy of the role head on each crop alone.
     """
     query = ReidDataset(store, "query", image_size=image_size, train=False, role_names=role_names)
     gallery = ReidDataset(store, "gallery", image_size=image_size, train=False, role_names=role_names)
@@ -57,5 +61,20 @@ def evaluate_store(model: nn.Module, store: str | Path, device: torch.device, *,
     teams = np.where(roles == player, teams, -1)
     team_emb = np.concatenate([q["team"], g["team"]])
     out["team_acc"], _ = team_accuracy(team_emb, teams, np.concatenate([query.matches, gallery.matches]))
-    out |= role_metrics(np.concatenate([q["role_logits"], g["role_logits"]]), roles, role_names)
+    logits = np.concatenate([q["role_logits"], g["role_logits"]])
+    pred = _roles_in_context(logits, team_emb, np.concatenate([query.matches, gallery.matches]),
+                             np.concatenate([query.frames, gallery.frames]), role_names, role_context)
+    out |= role_metrics(pred, roles, role_names)
+    out["role_acc_crop"] = float((logits.argmax(1) == roles).mean()) if len(roles) else 0.0
     return out
+
+
+def _roles_in_context(logits: np.ndarray, team_emb: np.ndarray, matches: np.ndarray, frames: np.ndarray,
+                      role_names: tuple[str, ...], ctx: RoleContext) -> np.ndarray:
+    """Role index of each crop, decided per sequence by :func:`contextual_roles`."""
+    probs = torch.softmax(torch.from_numpy(logits).double(), dim=1).numpy()
+    pred = logits.argmax(1)
+    for m in np.unique(matches):
+        sel = np.flatnonzero(matches == m)
+        pred[sel] = contextual_roles(team_emb[sel], probs[sel], np.arange(len(sel)), frames[sel], role_names, ctx)
+    return pred

@@ -1,0 +1,109 @@
+"""Roles from match context: a kit worn by several people at once is a team kit.
+
+A role classifier sees one crop. On a broadcast, a crop alone can be ambiguous: a team in black
+shorts and socks under a bright shirt dresses like a referee, a steward in a bib like a keeper.
+The match settles it: two teams of up to eleven wear two kits, while a referee shares a kit with
+two assistants at most and each goalkeeper wears his own. So the people of a video (tracklets,
+or the crops of a sequence) are grouped by kit, each group is sized by the largest number of its
+members visible in one frame (people seen together are different people, while the fragments of
+one track never overlap), and:
+
+* every member of a group of at least ``min_people`` is a player;
+* when two such groups exist (both teams are found), the people outside them are not players:
+  they take the head's most likely non-player role;
+* everyone else keeps the head's most likely role.
+
+Kits are compared through the team-affiliation embedding (unit length), grouped by average-linkage
+agglomerative clustering cut at ``kit_radius``: the team head is trained with a triplet margin of
+0.4 between the kits of a match, so same-kit distances sit below about 0.5.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.cluster import AgglomerativeClustering
+
+
+@dataclass(frozen=True)
+class RoleContext:
+    """Settings of the match-context role decision.
+
+    Attributes:
+        enabled: use the context; off, every item takes the head's argmax.
+        kit_radius: average-linkage distance cut between unit team embeddings of one kit.
+        min_people: a kit seen on at least this many people in one frame is a team kit.
+        player_role: the name of the player role.
+    """
+
+    enabled: bool = True
+    kit_radius: float = 0.5
+    min_people: int = 3
+    player_role: str = "player"
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.kit_radius <= 2.0:
+            raise ValueError(f"kit_radius must be in (0, 2] (unit embeddings), got {self.kit_radius}")
+        if self.min_people < 2:
+            raise ValueError(f"min_people must be at least 2, got {self.min_people}")
+
+
+def kit_groups(kit_emb: np.ndarray, radius: float) -> np.ndarray:
+    """Group label of each row of ``kit_emb`` (rows L2-normalised first), average linkage cut at ``radius``."""
+    x = np.asarray(kit_emb, np.float64)
+    if len(x) < 2:
+        return np.zeros(len(x), np.int64)
+    x = x / np.linalg.norm(x, axis=1, keepdims=True).clip(1e-12)
+    clusterer = AgglomerativeClustering(n_clusters=None, distance_threshold=radius, linkage="average")
+    return clusterer.fit_predict(x).astype(np.int64)
+
+
+def people_per_group(groups: np.ndarray, item_of_row: np.ndarray, frame_of_row: np.ndarray) -> np.ndarray:
+    """For each group, the largest number of its distinct items seen in one frame.
+
+    Args:
+        groups: ``(n_items,)`` group label of each item (0..G-1).
+        item_of_row, frame_of_row: one row per sighting (item index, frame number).
+    """
+    pairs = np.unique(np.stack([np.asarray(item_of_row), np.asarray(frame_of_row)], 1), axis=0)
+    num_groups = int(groups.max()) + 1 if len(groups) else 0
+    out = np.zeros(num_groups, np.int64)
+    if len(pairs) == 0:
+        return out
+    keys, counts = np.unique(np.stack([groups[pairs[:, 0]], pairs[:, 1]], 1), axis=0, return_counts=True)
+    np.maximum.at(out, keys[:, 0], counts)
+    return out
+
+
+def contextual_roles(
+    kit_emb: np.ndarray,
+    role_probs: np.ndarray,
+    item_of_row: np.ndarray,
+    frame_of_row: np.ndarray,
+    role_names: Sequence[str],
+    ctx: RoleContext = RoleContext(),
+) -> np.ndarray:
+    """Role index of each item of one video (see the module docstring for the rule).
+
+    Args:
+        kit_emb: ``(n, Dt)`` team embedding of each item (a tracklet's mean, or one crop's).
+        role_probs: ``(n, R)`` role probabilities of each item.
+        item_of_row, frame_of_row: the frames each item is seen in, one row per sighting.
+        role_names: the R role names, in column order.
+        ctx: settings; with ``ctx.enabled`` False, or without a player role, the head's argmax.
+    """
+    probs = np.asarray(role_probs, np.float64)
+    pred = probs.argmax(1) if len(probs) else np.zeros(0, np.int64)
+    if not ctx.enabled or ctx.player_role not in role_names or len(probs) == 0:
+        return pred
+    player = list(role_names).index(ctx.player_role)
+    groups = kit_groups(kit_emb, ctx.kit_radius)
+    team_kit = people_per_group(groups, item_of_row, frame_of_row) >= ctx.min_people
+    in_team = team_kit[groups]
+    pred[in_team] = player
+    if team_kit.sum() >= 2 and probs.shape[1] > 1:
+        others = np.delete(np.arange(probs.shape[1]), player)
+        pred[~in_team] = others[probs[~in_team][:, others].argmax(1)]
+    return pred

@@ -1,0 +1,92 @@
+"""Roles from match context: team kits are the kits worn by several people at once."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from prtreid.data.types import ROLES
+from prtreid.track import RoleContext, TrackTable, contextual_roles, vote_roles
+from prtreid.track.context import people_per_group
+
+PLAYER, GOALKEEPER, REFEREE, OTHER = (ROLES.index(r) for r in ("player", "goalkeeper", "referee", "other"))
+KITS = np.eye(8)  # unit kit embeddings, sqrt(2) apart
+
+
+def _probs(role: int, n: int, confidence: float = 0.6) -> np.ndarray:
+    p = np.full((n, len(ROLES)), (1 - confidence) / (len(ROLES) - 1))
+    p[:, role] = confidence
+    return p
+
+
+def _row(**probs: float) -> np.ndarray:
+    return np.array([[probs.get(role, 0.0) for role in ROLES]])
+
+
+def _items(kits: list[int], spans: list[tuple[int, int]], rng: np.random.Generator):
+    """Kit embeddings of items (a little noise) and their sightings (item, frame) over frame spans."""
+    emb = KITS[kits] + rng.normal(0, 0.02, (len(kits), KITS.shape[1]))
+    item = np.concatenate([np.full(b - a, i) for i, (a, b) in enumerate(spans)])
+    frame = np.concatenate([np.arange(a, b) for a, b in spans])
+    return emb, item, frame
+
+
+def test_a_kit_worn_by_many_at_once_is_a_team_kit_whatever_the_head_says() -> None:
+    rng = np.random.default_rng(0)
+    # five people in a referee-like kit seen together, one real referee in another kit
+    emb, item, frame = _items([0] * 5 + [1], [(0, 50)] * 6, rng)
+    probs = np.concatenate([_probs(REFEREE, 5), _probs(REFEREE, 1)])
+    out = contextual_roles(emb, probs, item, frame, ROLES)
+    assert out.tolist() == [PLAYER] * 5 + [REFEREE]
+    assert contextual_roles(emb, probs, item, frame, ROLES, RoleContext(enabled=False)).tolist() == [REFEREE] * 6
+
+
+def test_fragments_of_one_person_never_make_a_team() -> None:
+    rng = np.random.default_rng(1)
+    # one referee tracked as four fragments that never overlap in time: still one person
+    emb, item, frame = _items([2] * 4, [(0, 10), (12, 20), (25, 40), (41, 60)], rng)
+    out = contextual_roles(emb, _probs(REFEREE, 4), item, frame, ROLES)
+    assert out.tolist() == [REFEREE] * 4
+
+
+def test_with_both_teams_found_an_outsider_is_not_a_player() -> None:
+    rng = np.random.default_rng(2)
+    kits = [0] * 4 + [1] * 4 + [3]  # two teams and a goalkeeper the head takes for a player
+    emb, item, frame = _items(kits, [(0, 30)] * 9, rng)
+    probs = np.concatenate([_probs(PLAYER, 8), _row(player=0.5, goalkeeper=0.3, referee=0.1, other=0.1)])
+    out = contextual_roles(emb, probs, item, frame, ROLES)
+    assert out.tolist() == [PLAYER] * 8 + [GOALKEEPER]
+
+
+def test_with_one_team_found_a_lone_opponent_keeps_the_heads_role() -> None:
+    rng = np.random.default_rng(3)
+    emb, item, frame = _items([0] * 4 + [1], [(0, 30)] * 5, rng)
+    out = contextual_roles(emb, _probs(PLAYER, 5), item, frame, ROLES)
+    assert out.tolist() == [PLAYER] * 5
+
+
+def test_people_per_group_counts_distinct_items_in_one_frame() -> None:
+    groups = np.array([0, 0, 0, 1])
+    item = np.array([0, 0, 1, 2, 2, 3])
+    frame = np.array([1, 1, 1, 2, 2, 2])  # item 0 seen twice in frame 1 counts once
+    assert people_per_group(groups, item, frame).tolist() == [2, 1]
+
+
+def test_tracklet_vote_uses_the_context() -> None:
+    rng = np.random.default_rng(4)
+    rows = []
+    for tid in range(1, 6):  # five tracklets of one kit, seen together in frames 1..10
+        emb = KITS[0] + rng.normal(0, 0.02, (10, 8))
+        rows.append(TrackTable(np.arange(1, 11), np.full(10, tid), np.zeros((10, 4)), np.ones(10),
+                               team=emb, role_probs=_probs(REFEREE, 10)))
+    table = TrackTable.concat(rows)
+    plain = vote_roles(table.track_id, table.role_probs, ROLES)
+    ctx = vote_roles(table.track_id, table.role_probs, ROLES, frames=table.frame, team_rows=table.team,
+                     context=RoleContext())
+    assert set(plain.values()) == {"referee"} and set(ctx.values()) == {"player"}
+
+
+@pytest.mark.parametrize("kwargs", [{"kit_radius": 0.0}, {"min_people": 1}])
+def test_bad_context_settings_are_refused(kwargs: dict) -> None:
+    with pytest.raises(ValueError):
+        RoleContext(**kwargs)
