@@ -51,6 +51,8 @@ class AugmentConfig:
         brightness, contrast, saturation: colour-jitter strengths (torchvision ``ColorJitter``).
         hue: hue jitter, at most :data:`MAX_HUE` so that kit colours keep their team.
         erase_p: probability of random erasing (image only; the part mask is left as it is).
+        kit_hue_p: probability that a match of a batch gets its clothes' hue rotated, the same for
+            all its crops (:func:`prtreid.data.recolour.recolour_kits`; applied by the training loop).
     """
 
     flip_p: float = 0.5
@@ -60,9 +62,10 @@ class AugmentConfig:
     saturation: float = 0.1
     hue: float = 0.0
     erase_p: float = 0.0
+    kit_hue_p: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("flip_p", "erase_p"):
+        for name in ("flip_p", "erase_p", "kit_hue_p"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1]")
         for name in ("pad_fraction", "brightness", "contrast", "saturation"):

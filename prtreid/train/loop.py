@@ -25,6 +25,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from prtreid.data.recolour import recolour_kits
 from prtreid.data.reid_dataset import ReidDataset
 from prtreid.data.sampler import MatchBatchSampler
 from prtreid.model.losses import MultiTaskLoss
@@ -141,7 +142,8 @@ def fit(cfg: ExperimentConfig, store: str | Path, out_dir: str | Path,
         sampler.set_epoch(epoch)
         metrics = {"epoch": epoch + 1} | train_epoch(model, loader, criterion, optimizer, scheduler, scaler,
                                                       device, cfg.train, show=rt.progress and rt.rank == 0,
-                                                      desc=f"epoch {epoch + 1}/{cfg.train.epochs}")
+                                                      desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
+                                                      kit_hue_p=cfg.augment.kit_hue_p)
         last = epoch + 1 == cfg.train.epochs
         if rt.rank == 0 and (last or (epoch + 1) % cfg.train.eval_every == 0):
             metrics |= _scalar(evaluate_store(unwrap(model), store, device, image_size=cfg.model.image_size,
@@ -161,8 +163,10 @@ def fit(cfg: ExperimentConfig, store: str | Path, out_dir: str | Path,
 
 def train_epoch(model: nn.Module, loader: DataLoader, criterion: MultiTaskLoss,
                 optimizer: torch.optim.Optimizer, scheduler: Any, scaler: Any, device: torch.device,
-                cfg: TrainConfig, show: bool = True, desc: str = "train") -> dict[str, float]:
+                cfg: TrainConfig, show: bool = True, desc: str = "train", kit_hue_p: float = 0.0) -> dict[str, float]:
     """One pass over the loader; returns the mean of every loss term and the throughput.
+
+    ``kit_hue_p`` > 0 recolours the kits of whole matches (:func:`recolour_kits`) on the device.
 
     ``time/data`` is the time spent waiting for batches (loading and the copy to the device),
     ``time/step`` the time of forward, backward and optimizer steps, both in seconds over the epoch
@@ -176,6 +180,7 @@ def train_epoch(model: nn.Module, loader: DataLoader, criterion: MultiTaskLoss,
     tick = time.perf_counter()
     for batch in bar:
         batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+        batch["image"] = recolour_kits(batch["image"], batch["parts"], batch["match"], kit_hue_p)
         fetched = time.perf_counter()
         autocast = torch.autocast("cuda", dtype=torch.float16) if scaler is not None else nullcontext()
         with autocast:
