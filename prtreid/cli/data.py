@@ -35,7 +35,7 @@ def run_synth(args: argparse.Namespace) -> int:
 
     cfg = SynthConfig(seqs=args.seqs, frames=args.frames, width=args.width, height=args.height,
                       seed=args.seed, first_index=args.first_index)
-    progress, close = bar("synth", unit="frame")
+    progress, close = bar("synth", unit="seq")
     try:
         paths = generate_dataset(args.out, cfg, progress=progress)
     finally:
