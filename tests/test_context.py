@@ -56,6 +56,8 @@ def test_with_both_teams_found_an_outsider_is_not_a_player() -> None:
     probs = np.concatenate([_probs(PLAYER, 8), _row(player=0.5, goalkeeper=0.3, referee=0.1, other=0.1)])
     out = contextual_roles(emb, probs, item, frame, ROLES)
     assert out.tolist() == [PLAYER] * 8 + [GOALKEEPER]
+    kept = contextual_roles(emb, probs, item, frame, ROLES, RoleContext(outsiders=False))
+    assert kept.tolist() == [PLAYER] * 9
 
 
 def test_with_one_team_found_a_lone_opponent_keeps_the_heads_role() -> None:

@@ -9,8 +9,10 @@ members visible in one frame (people seen together are different people, while t
 one track never overlap), and:
 
 * every member of a group of at least ``min_people`` is a player;
-* when two such groups exist (both teams are found), the people outside them are not players:
-  they take the head's most likely non-player role;
+* with ``outsiders`` on, when two such groups exist (both teams are found), the people outside them
+  are not players: they take the head's most likely non-player role. This needs reliable kit
+  estimates (tracklet means); single crops are too noisy, and a team split in two groups by the
+  cut would push its smaller part out;
 * everyone else keeps the head's most likely role.
 
 Kits are compared through the team-affiliation embedding (unit length), grouped by average-linkage
@@ -35,12 +37,14 @@ class RoleContext:
         enabled: use the context; off, every item takes the head's argmax.
         kit_radius: average-linkage distance cut between unit team embeddings of one kit.
         min_people: a kit seen on at least this many people in one frame is a team kit.
+        outsiders: once both team kits are found, nobody else is a player.
         player_role: the name of the player role.
     """
 
     enabled: bool = True
     kit_radius: float = 0.5
     min_people: int = 3
+    outsiders: bool = True
     player_role: str = "player"
 
     def __post_init__(self) -> None:
@@ -103,7 +107,7 @@ def contextual_roles(
     team_kit = people_per_group(groups, item_of_row, frame_of_row) >= ctx.min_people
     in_team = team_kit[groups]
     pred[in_team] = player
-    if team_kit.sum() >= 2 and probs.shape[1] > 1:
+    if ctx.outsiders and team_kit.sum() >= 2 and probs.shape[1] > 1:
         others = np.delete(np.arange(probs.shape[1]), player)
         pred[~in_team] = others[probs[~in_team][:, others].argmax(1)]
     return pred

@@ -38,13 +38,14 @@ def extract(model: nn.Module, dataset: ReidDataset, device: torch.device, batch_
 def evaluate_store(model: nn.Module, store: str | Path, device: torch.device, *,
                    image_size: tuple[int, int], role_names: tuple[str, ...],
                    batch_size: int = 64, min_frame_gap: int = 10, num_workers: int = 0,
-                   role_context: RoleContext = RoleContext()) -> dict[str, Any]:
+                   role_context: RoleContext = RoleContext(outsiders=False)) -> dict[str, Any]:
     """Re-id mAP/rank-k (query vs gallery), team accuracy and role metrics on the held-out sequences.
 
     Team accuracy uses the players (role ``player``) of query and gallery together, per sequence.
     Role metrics use every held-out crop; the roles are decided per sequence with the match
     context (:mod:`prtreid.track.context`, the decision tracking makes over tracklets, here over
-    the sequence's crops), and ``role_acc_crop`` is the accuracy of the role head on each crop alone.
+    the sequence's crops: a kit seen on several people in one frame is a team kit, whose wearers are
+    players), and ``role_acc_crop`` is the accuracy of the role head on each crop alone.
     """
     query = ReidDataset(store, "query", image_size=image_size, train=False, role_names=role_names)
     gallery = ReidDataset(store, "gallery", image_size=image_size, train=False, role_names=role_names)
