@@ -134,6 +134,22 @@ def test_driver_checks_fail_early_and_clearly(tmp_path: Path) -> None:
         check_model(str(tmp_path / "model.pt"))
 
 
+def test_yolo_weights_load_from_s3_and_a_missing_object_fails_early(s3_server: str, tmp_path: Path) -> None:
+    from ultralytics import YOLO
+
+    from prtreid.distributed.track import TrackActor, check_model
+
+    YOLO("yolov8n.yaml").save(tmp_path / "person.pt")  # untrained network, saved as weights
+    boto3.client("s3", endpoint_url=s3_server).create_bucket(Bucket="weights")
+    Storage("s3://weights").write_bytes("det/person.pt", (tmp_path / "person.pt").read_bytes())
+    check_model(None, "yolo:s3://weights/det/person.pt")
+    with pytest.raises(FileNotFoundError, match="no such detector weights file"):
+        check_model(None, "yolo:s3://weights/det/missing.pt")
+    actor = TrackActor({"detector": "yolo:s3://weights/det/person.pt", "device": "cpu"}, None, str(tmp_path / "out"))
+    assert actor.pipeline.cfg.detector.endswith("person.pt") and not actor.pipeline.cfg.detector.startswith("yolo:s3")
+    assert not Path(actor.pipeline.cfg.detector.removeprefix("yolo:")).exists()  # the staged copy is gone
+
+
 # ---------------------------------------------------------------- bulk runs on Ray with S3
 
 @pytest.fixture(scope="module")

@@ -34,6 +34,7 @@ The driver returns a :class:`~prtreid.distributed.report.BulkReport` and writes 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -53,7 +54,7 @@ from ray.util.annotations import RayDeprecationWarning
 from prtreid.config import from_dict
 from prtreid.distributed.manifest import VideoEntry
 from prtreid.distributed.report import BulkReport, VideoRecord
-from prtreid.distributed.staging import clean_stale, staged
+from prtreid.distributed.staging import clean_stale, is_remote, staged
 from prtreid.pipeline.video import PipelineConfig, VideoPipeline, is_complete, write_result
 from prtreid.storage import Storage, split_uri
 
@@ -107,11 +108,12 @@ class TrackActor:
     def __init__(self, pipeline: dict[str, Any], model_path: str | None, out: str) -> None:
         clean_stale()
         cfg = from_dict(PipelineConfig, pipeline, "bulk pipeline config")
-        if model_path:
-            with staged(model_path) as local:
-                self.pipeline = VideoPipeline(cfg, local)
-        else:
-            self.pipeline = VideoPipeline(cfg, None)
+        with contextlib.ExitStack() as stack:  # remote model files are staged for the load, then removed
+            local_model = stack.enter_context(staged(model_path)) if model_path else None
+            weights = yolo_weights(cfg.detector)
+            if weights and is_remote(weights):
+                cfg = dataclasses.replace(cfg, detector=f"yolo:{stack.enter_context(staged(weights))}")
+            self.pipeline = VideoPipeline(cfg, local_model)
         self.out = Storage(out)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
@@ -152,17 +154,29 @@ class TrackActor:
         write_result(result, self.out)
 
 
-def check_model(model_path: str | Path | None) -> None:
-    """Fail before any actor starts when the model file is not there (every actor would die loading it).
+def check_model(model_path: str | Path | None, detector: str = "oracle") -> None:
+    """Fail before any actor starts when a model file is not there (every actor would die loading it).
+
+    Checks the PRTReID model and, for ``yolo:s3://...`` detectors, the YOLO weights (local weights
+    are checked by the detector itself, which also accepts model yamls).
 
     Raises:
-        FileNotFoundError: no file at ``model_path`` (local path or ``s3://``).
+        FileNotFoundError: no file at ``model_path`` or at the detector's ``s3://`` weights.
     """
-    if model_path is None:
-        return
-    fs, path = split_uri(str(model_path))
-    if fs.get_file_info(path).type != pafs.FileType.File:
-        raise FileNotFoundError(f"{model_path}: no such model file")
+    weights = yolo_weights(detector)
+    remote = [(weights, "detector weights")] if weights and is_remote(weights) else []
+    for uri, what in [(model_path, "model"), *remote]:
+        if uri is None:
+            continue
+        fs, path = split_uri(str(uri))
+        if fs.get_file_info(path).type != pafs.FileType.File:
+            raise FileNotFoundError(f"{uri}: no such {what} file")
+
+
+def yolo_weights(detector: str) -> str | None:
+    """The weights of a ``yolo:WEIGHTS`` detector spec, else ``None``."""
+    kind, _, arg = detector.partition(":")
+    return arg.strip() if kind.strip().lower() == "yolo" and arg.strip() else None
 
 
 def failure_name(name: str) -> str:
@@ -205,7 +219,7 @@ def track_bulk(entries: Sequence[VideoEntry], out: str, pipeline: PipelineConfig
     Ray must be initialised (see :func:`prtreid.distributed.runtime.connect`).
     """
     storage = Storage(out)
-    check_model(model_path)
+    check_model(model_path, pipeline.detector)
     start = time.time()
     todo, skipped = plan(entries, storage, bulk.retry_failed)
     log.info("%d inputs: %d to track, %d already done", len(entries), len(todo), len(skipped))
