@@ -222,6 +222,18 @@ def test_failed_rebuild_leaves_no_index(data_dir: Path, tmp_path: Path) -> None:
     assert not list(out.rglob("*.tmp"))
 
 
+def test_rebuild_keeps_no_crop_of_an_earlier_build(data_dir: Path, tmp_path: Path) -> None:
+    src = tmp_path / "data"
+    shutil.copytree(data_dir / "test", src)
+    out = tmp_path / "crops"
+    build_crops(src, out, CFG)
+    shutil.rmtree(src / "SNMOT-103")
+    build_crops(src, out, CFG)
+    listed = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.suffix in (".jpg", ".png")}
+    index = read_crop_index(out)
+    assert listed == set(index["path"]) | set(index["mask_path"].dropna())
+
+
 # --- dataset --------------------------------------------------------------------------------------
 
 def test_dataset_items_follow_the_batch_contract(store: Path) -> None:

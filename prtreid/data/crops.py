@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,8 @@ from prtreid.storage import atomic_path, atomic_write_bytes
 log = logging.getLogger(__name__)
 
 INDEX_FILE = "index.parquet"
+CROP_FOLDER = "images"
+MASK_FOLDER = "masks"
 SUMMARY_FILE = "summary.json"
 SPLITS: tuple[str, ...] = ("train", "query", "gallery")
 
@@ -150,6 +153,8 @@ def build_crops(data_dir: str | Path, out_dir: str | Path, cfg: CropConfig | Non
 
     Each frame image (and part map) is read once. The index is removed first and written last,
     through a temporary file, so an interrupted build never leaves an index that looks complete.
+    The store's own ``images/`` and ``masks/`` folders are emptied first: a rebuild keeps no crop
+    of an earlier build.
 
     Raises:
         FileNotFoundError: ``data_dir`` does not exist.
@@ -161,6 +166,8 @@ def build_crops(data_dir: str | Path, out_dir: str | Path, cfg: CropConfig | Non
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / INDEX_FILE).unlink(missing_ok=True)
     sequences = _load_sequences(data_dir)
+    for folder in (CROP_FOLDER, MASK_FOLDER):
+        shutil.rmtree(out_dir / folder, ignore_errors=True)
     held_out = eval_sequences([s.name for s in sequences], cfg.eval_fraction, cfg.seed)
     frames: list[pd.DataFrame] = []
     for n, seq in enumerate(sequences, start=1):
@@ -334,7 +341,7 @@ def _write_crop(out_dir: Path, seq_name: str, row: Any, image: np.ndarray,
         size = (max(1, round(w * cfg.store_height / h)), cfg.store_height)
         crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
     name = f"{int(row.track_id)}_{int(row.frame):06d}"
-    rel = f"images/{seq_name}/{name}.jpg"
+    rel = f"{CROP_FOLDER}/{seq_name}/{name}.jpg"
     ok, jpg = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, cfg.jpeg_quality])
     if not ok:
         raise OSError(f"could not encode crop {rel}")
@@ -344,7 +351,7 @@ def _write_crop(out_dir: Path, seq_name: str, row: Any, image: np.ndarray,
     mask = decode_parts(part_map[ys, xs], int(row.track_id))
     if size is not None:
         mask = cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST)
-    mask_rel = f"masks/{seq_name}/{name}.png"
+    mask_rel = f"{MASK_FOLDER}/{seq_name}/{name}.png"
     ok, png = cv2.imencode(".png", mask)
     if not ok:
         raise OSError(f"could not encode mask {mask_rel}")
