@@ -58,6 +58,8 @@ def test_with_both_teams_found_an_outsider_is_not_a_player() -> None:
     assert out.tolist() == [PLAYER] * 8 + [GOALKEEPER]
     kept = contextual_roles(emb, probs, item, frame, ROLES, RoleContext(outsiders=False))
     assert kept.tolist() == [PLAYER] * 9
+    sure = np.concatenate([probs[:8], _probs(PLAYER, 1, 0.8)])  # the head is sure: a player off the cut
+    assert contextual_roles(emb, sure, item, frame, ROLES).tolist() == [PLAYER] * 9
 
 
 def test_with_one_team_found_a_lone_opponent_keeps_the_heads_role() -> None:
@@ -88,7 +90,7 @@ def test_tracklet_vote_uses_the_context() -> None:
     assert set(plain.values()) == {"referee"} and set(ctx.values()) == {"player"}
 
 
-@pytest.mark.parametrize("kwargs", [{"kit_radius": 0.0}, {"min_people": 1}])
+@pytest.mark.parametrize("kwargs", [{"kit_radius": 0.0}, {"min_people": 1}, {"outsider_keep_prob": 1.5}])
 def test_bad_context_settings_are_refused(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         RoleContext(**kwargs)

@@ -10,9 +10,10 @@ one track never overlap), and:
 
 * every member of a group of at least ``min_people`` is a player;
 * with ``outsiders`` on, when two such groups exist (both teams are found), the people outside them
-  are not players: they take the head's most likely non-player role. This needs reliable kit
-  estimates (tracklet means); single crops are too noisy, and a team split in two groups by the
-  cut would push its smaller part out;
+  are not players unless the head is sure they are (player probability at least
+  ``outsider_keep_prob``: a patterned kit can spread a team's embeddings beyond the cut): they take
+  the head's most likely non-player role. This needs reliable kit estimates (tracklet means);
+  single crops are too noisy;
 * everyone else keeps the head's most likely role.
 
 Kits are compared through the team-affiliation embedding (unit length), grouped by average-linkage
@@ -37,7 +38,8 @@ class RoleContext:
         enabled: use the context; off, every item takes the head's argmax.
         kit_radius: average-linkage distance cut between unit team embeddings of one kit.
         min_people: a kit seen on at least this many people in one frame is a team kit.
-        outsiders: once both team kits are found, nobody else is a player.
+        outsiders: once both team kits are found, nobody else is a player...
+        outsider_keep_prob: ... but for those the head calls a player with at least this probability.
         player_role: the name of the player role.
     """
 
@@ -45,11 +47,14 @@ class RoleContext:
     kit_radius: float = 0.5
     min_people: int = 3
     outsiders: bool = True
+    outsider_keep_prob: float = 0.75
     player_role: str = "player"
 
     def __post_init__(self) -> None:
         if not 0.0 < self.kit_radius <= 2.0:
             raise ValueError(f"kit_radius must be in (0, 2] (unit embeddings), got {self.kit_radius}")
+        if not 0.0 <= self.outsider_keep_prob <= 1.0:
+            raise ValueError(f"outsider_keep_prob must be in [0, 1], got {self.outsider_keep_prob}")
         if self.min_people < 2:
             raise ValueError(f"min_people must be at least 2, got {self.min_people}")
 
@@ -109,5 +114,6 @@ def contextual_roles(
     pred[in_team] = player
     if ctx.outsiders and team_kit.sum() >= 2 and probs.shape[1] > 1:
         others = np.delete(np.arange(probs.shape[1]), player)
-        pred[~in_team] = others[probs[~in_team][:, others].argmax(1)]
+        out = ~in_team & (probs[:, player] < ctx.outsider_keep_prob)
+        pred[out] = others[probs[out][:, others].argmax(1)]
     return pred
