@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("demo_out"))
     parser.add_argument("--train-seqs", type=int, default=40)
     parser.add_argument("--test-seqs", type=int, default=2)
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--fresh", action="store_true", help="delete --out first")
     args = parser.parse_args()
     if args.fresh and args.out.exists():
