@@ -28,13 +28,20 @@ def make_detector(spec: str, sequence: Sequence | None = None, cfg: DetectorConf
     """
     kind, _, arg = spec.partition(":")
     kind = kind.strip().lower()
+    weights = yolo_weights(spec)
     if kind in ("oracle", "det") and not arg:
         if sequence is None:
             raise ConfigError(f"detector {spec!r} reads the sequence's files: a sequence is required")
         source = "gt" if kind == "oracle" else "det"
         return MotFileDetector.from_sequence(sequence, source, min_conf=0.0 if kind == "oracle" else cfg.conf)
-    if kind == "yolo" and arg.strip():
+    if weights:
         from prtreid.detect.yolo import YoloDetector
 
-        return YoloDetector(arg.strip(), cfg)
+        return YoloDetector(weights, cfg)
     raise ConfigError(f"unknown detector spec {spec!r} (known: {', '.join(SPECS)})")
+
+
+def yolo_weights(spec: str) -> str | None:
+    """The weights of a ``yolo:WEIGHTS`` detector spec (a path, a model yaml or a URI), else ``None``."""
+    kind, _, arg = spec.partition(":")
+    return arg.strip() if kind.strip().lower() == "yolo" and arg.strip() else None

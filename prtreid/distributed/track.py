@@ -52,6 +52,7 @@ import ray
 from ray.util.annotations import RayDeprecationWarning
 
 from prtreid.config import from_dict
+from prtreid.detect.factory import yolo_weights
 from prtreid.distributed.manifest import VideoEntry
 from prtreid.distributed.report import BulkReport, VideoRecord
 from prtreid.distributed.staging import clean_stale, is_remote, staged
@@ -172,11 +173,6 @@ def check_model(model_path: str | Path | None, detector: str = "oracle") -> None
         if fs.get_file_info(path).type != pafs.FileType.File:
             raise FileNotFoundError(f"{uri}: no such {what} file")
 
-
-def yolo_weights(detector: str) -> str | None:
-    """The weights of a ``yolo:WEIGHTS`` detector spec, else ``None``."""
-    kind, _, arg = detector.partition(":")
-    return arg.strip() if kind.strip().lower() == "yolo" and arg.strip() else None
 
 
 def failure_name(name: str) -> str:

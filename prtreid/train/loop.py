@@ -163,7 +163,8 @@ def fit(cfg: ExperimentConfig, store: str | Path, out_dir: str | Path,
 
 def train_epoch(model: nn.Module, loader: DataLoader, criterion: MultiTaskLoss,
                 optimizer: torch.optim.Optimizer, scheduler: Any, scaler: Any, device: torch.device,
-                cfg: TrainConfig, show: bool = True, desc: str = "train", kit_hue_p: float = 0.0) -> dict[str, float]:
+                cfg: TrainConfig, show: bool = True, desc: str = "train",
+                kit_hue_p: float = 0.0) -> dict[str, float]:
     """One pass over the loader; returns the mean of every loss term and the throughput.
 
     ``kit_hue_p`` > 0 recolours the kits of whole matches (:func:`recolour_kits`) on the device.
