@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from dataclasses import replace
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -240,12 +242,30 @@ def test_multitask_terms_follow_weights_and_inputs() -> None:
 def test_team_roles_select_team_triplet_samples() -> None:
     out, batch = _output(), _loss_batch()
     names = ("player", "goalkeeper", "referee")
-    players = MultiTaskLoss(LossConfig(), role_names=names)(out, batch)["team"]
+    players = MultiTaskLoss(LossConfig(kit_negatives=False), role_names=names)(out, batch)["team"]
     eligible = batch["role"] == 0
     expected = team_triplet_loss(out.team, batch["team"], batch["match"], 0.4, eligible)
     assert players.item() == pytest.approx(expected.item())
     everyone = MultiTaskLoss(LossConfig(team_roles=()), role_names=names)(out, batch)["team"]
     assert everyone.item() == pytest.approx(team_triplet_loss(out.team, batch["team"], batch["match"], 0.4).item())
+
+
+def test_kit_negatives_push_referees_and_keepers_away_from_team_kits() -> None:
+    names = ("player", "goalkeeper", "referee")
+    # one match: two players of team 0, two of team 1, two referees, one keeper seen twice
+    batch = {"pid": torch.tensor([0, 1, 2, 3, 4, 5, 6, 6]), "team": torch.tensor([0, 0, 1, 1, -1, -1, 0, 0]),
+             "role": torch.tensor([0, 0, 0, 0, 2, 2, 1, 1]), "match": torch.zeros(8, dtype=torch.long)}
+    a, b, c = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0]), torch.tensor([-1.0, 0.0])
+    team = torch.stack([a, a, b, b, a, a, c, c])  # the referees wear what the model takes for team 0's kit
+    out = replace(_output(with_ids=False), team=team)
+    team_only = LossConfig(triplet_parts=0.0, role_weight=0.0, mask_weight=0.0)
+    players_only = MultiTaskLoss(replace(team_only, kit_negatives=False), role_names=names)(out, batch)["team"]
+    assert players_only.item() == pytest.approx(0.0, abs=1e-6)
+    kits = MultiTaskLoss(team_only, role_names=names)(out, batch)["team"]
+    # kit labels 0 0 1 1 2 2 9 9: the four team-0 and referee anchors have a zero-distance negative
+    labels = torch.tensor([0, 0, 1, 1, 2, 2, 9, 9])
+    expected = team_triplet_loss(team, labels, batch["match"], 0.4)
+    assert kits.item() == pytest.approx(expected.item()) and kits.item() == pytest.approx(4 * 0.4 / 8)
 
 
 def test_loss_config_errors() -> None:

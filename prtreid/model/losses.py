@@ -46,6 +46,10 @@ class LossConfig:
         team_weight / team_margin: weight and margin of the within-match team triplet.
         team_roles: roles whose samples take part in the team triplet (empty: every sample with a
             team); goalkeepers wear their own kit, so the default keeps players only.
+        kit_negatives: people outside ``team_roles`` take part in the team triplet as other kits,
+            never as a team's positives: the referees of a match share one kit, every other person
+            (goalkeeper, staff) wears their own. The team embedding then tells every kit of a
+            match apart, which the role context relies on; off, only team players take part.
         role_weight / focal_gamma: weight and focusing parameter of the role focal loss.
         role_alpha: per-role class weights (empty: none); one per role of the dataset.
         mask_weight / mask_label_smoothing: weight and smoothing of the pixel-wise part loss.
@@ -63,6 +67,7 @@ class LossConfig:
     team_weight: float = 0.1
     team_margin: float = 0.4
     team_roles: tuple[str, ...] = ("player",)
+    kit_negatives: bool = True
     role_weight: float = 1.5
     focal_gamma: float = 2.0
     role_alpha: tuple[float, ...] = ()
@@ -317,9 +322,8 @@ class MultiTaskLoss(nn.Module):
         cfg = self.cfg
         terms = []
         if cfg.team_weight > 0:
-            loss = team_triplet_loss(
-                output.team, _get(batch, "team"), _get(batch, "match"), cfg.team_margin, self._team_eligible(batch)
-            )
+            teams, eligible = self._kits(batch)
+            loss = team_triplet_loss(output.team, teams, _get(batch, "match"), cfg.team_margin, eligible)
             terms.append(("team", cfg.team_weight, loss))
         if cfg.role_weight > 0:
             terms.append(("role", cfg.role_weight, self._role_loss(output.role_logits, _get(batch, "role"))))
@@ -328,11 +332,20 @@ class MultiTaskLoss(nn.Module):
             terms.append(("mask", cfg.mask_weight, loss))
         return terms
 
-    def _team_eligible(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor | None:
+    def _kits(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Kit label of each sample for the team triplet, and which samples take part."""
+        teams = _get(batch, "team")
         if not self.team_role_ids:
-            return None
+            return teams, None
         roles = _get(batch, "role")
-        return torch.isin(roles, torch.tensor(self.team_role_ids, device=roles.device))
+        in_team = torch.isin(roles, torch.tensor(self.team_role_ids, device=roles.device))
+        if not self.cfg.kit_negatives:
+            return teams, in_team
+        # team sides are 0/1; the referees' kit is 2; everyone else is a kit of their own (3 + pid)
+        referee = self.role_names.index("referee") if "referee" in self.role_names else -1
+        outsider = torch.where(roles == referee, torch.full_like(teams, 2), 3 + _get(batch, "pid"))
+        kits = torch.where(in_team, teams, outsider)
+        return kits, ~in_team | (teams >= 0)
 
     def _role_loss(self, logits: torch.Tensor, roles: torch.Tensor) -> torch.Tensor:
         alpha = None
