@@ -27,8 +27,8 @@ from prtreid.train.evaluate import evaluate_store
 
 VARIANTS: dict[str, RoleContext] = {
     "role head alone (mean softmax)": RoleContext(enabled=False),
-    "+ team kits are players": RoleContext(outsiders=False),
-    "+ outsiders are not players (default)": RoleContext(),
+    "+ team kits are players (default)": RoleContext(),
+    "+ outsiders are not players": RoleContext(outsiders=True),
 }
 
 

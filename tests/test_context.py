@@ -54,18 +54,19 @@ def test_with_both_teams_found_an_outsider_is_not_a_player() -> None:
     kits = [0] * 4 + [1] * 4 + [3]  # two teams and a goalkeeper the head takes for a player
     emb, item, frame = _items(kits, [(0, 30)] * 9, rng)
     probs = np.concatenate([_probs(PLAYER, 8), _row(player=0.5, goalkeeper=0.3, referee=0.1, other=0.1)])
-    out = contextual_roles(emb, probs, item, frame, ROLES)
+    outsiders = RoleContext(outsiders=True)
+    out = contextual_roles(emb, probs, item, frame, ROLES, outsiders)
     assert out.tolist() == [PLAYER] * 8 + [GOALKEEPER]
-    kept = contextual_roles(emb, probs, item, frame, ROLES, RoleContext(outsiders=False))
+    kept = contextual_roles(emb, probs, item, frame, ROLES)
     assert kept.tolist() == [PLAYER] * 9
     sure = np.concatenate([probs[:8], _probs(PLAYER, 1, 0.8)])  # the head is sure: a player off the cut
-    assert contextual_roles(emb, sure, item, frame, ROLES).tolist() == [PLAYER] * 9
+    assert contextual_roles(emb, sure, item, frame, ROLES, outsiders).tolist() == [PLAYER] * 9
 
 
 def test_with_one_team_found_a_lone_opponent_keeps_the_heads_role() -> None:
     rng = np.random.default_rng(3)
     emb, item, frame = _items([0] * 4 + [1], [(0, 30)] * 5, rng)
-    out = contextual_roles(emb, _probs(PLAYER, 5), item, frame, ROLES)
+    out = contextual_roles(emb, _probs(PLAYER, 5), item, frame, ROLES, RoleContext(outsiders=True))
     assert out.tolist() == [PLAYER] * 5
 
 

@@ -38,7 +38,7 @@ def extract(model: nn.Module, dataset: ReidDataset, device: torch.device, batch_
 def evaluate_store(model: nn.Module, store: str | Path, device: torch.device, *,
                    image_size: tuple[int, int], role_names: tuple[str, ...],
                    batch_size: int = 64, min_frame_gap: int = 10, num_workers: int = 0,
-                   role_context: RoleContext = RoleContext(outsiders=False)) -> dict[str, Any]:
+                   role_context: RoleContext = RoleContext()) -> dict[str, Any]:
     """Re-id mAP/rank-k (query vs gallery), team accuracy and role metrics on the held-out sequences.
 
     Team accuracy uses the players (role ``player``) of query and gallery together, per sequence.
