@@ -9,6 +9,7 @@ actors spent on videos (all actors together).
 
     python benchmarks/bulk.py                        # CPU, generated clips, untrained models
     python benchmarks/bulk.py --gpu --image-size 256 128 --imgsz 640   # frames/s per GPU
+    python benchmarks/bulk.py --gpu --stages-only    # each stage alone (no Ray needed)
 """
 
 from __future__ import annotations
@@ -29,9 +30,6 @@ from prtreid.config import from_dict
 from prtreid.data.frames import open_frames, write_video
 from prtreid.data.synth import SynthConfig, generate_dataset
 from prtreid.detect.factory import make_detector
-from prtreid.distributed.manifest import list_inputs
-from prtreid.distributed.runtime import start_local_ray, stop_ray
-from prtreid.distributed.track import BulkConfig, track_bulk
 from prtreid.model.prtreid import ModelConfig, PRTReID
 from prtreid.pipeline.video import PipelineConfig, VideoPipeline
 from prtreid.track.cmc import CameraMotion
@@ -104,12 +102,32 @@ def track_only(frames: list[np.ndarray], dets: list[Any], embs: list[Any], cfg: 
 def bulk_run(videos: Path, out: Path, cfg: PipelineConfig, model: Path, actors: int, cpus: float,
              gpus: float) -> dict[str, float]:
     """One bulk run; frames/s on the wall clock and inside the actors."""
+    from prtreid.distributed.manifest import list_inputs
+    from prtreid.distributed.track import BulkConfig, track_bulk
+
     shutil.rmtree(out, ignore_errors=True)
     report = track_bulk(list_inputs(str(videos)), str(out), cfg, model,
                         BulkConfig(actors=actors, cpus_per_actor=cpus, gpus_per_actor=gpus, progress=False))
     assert report.counts["failed"] == 0, report.failures
     in_actor = report.stage_seconds["total"] / actors
     return {"frames": report.frames, "wall": report.fps, "in_actors": report.frames / in_actor}
+
+
+def bulk_runs(videos: Path, work: Path, cfg: PipelineConfig, model: Path, args: argparse.Namespace,
+              threads: int) -> dict[int, dict[str, float]]:
+    """Bulk runs with 1 and 2 actors on a local Ray."""
+    from prtreid.distributed.runtime import start_local_ray, stop_ray
+
+    start_local_ray(args.cpus, work / "ray", num_gpus=1 if args.gpu else 0, include_dashboard=False)
+    runs = {}
+    try:
+        for actors in (1, 2):
+            cpus = args.cpus / 2 if actors == 2 or args.gpu else threads
+            gpus = 1 / actors if args.gpu else 0
+            runs[actors] = bulk_run(videos, work / f"out{actors}", cfg, model, actors, cpus, gpus)
+    finally:
+        stop_ray()
+    return runs
 
 
 def table(stages: dict[str, float], runs: dict[int, dict[str, float]], gpus: int) -> str:
@@ -130,7 +148,7 @@ def table(stages: dict[str, float], runs: dict[int, dict[str, float]], gpus: int
     if 1 in runs and 2 in runs:
         lines.append(f"2 actors / 1 actor: wall {runs[2]['wall'] / runs[1]['wall']:.2f}x, "
                      f"in actors {runs[2]['in_actors'] / runs[1]['in_actors']:.2f}x")
-    if gpus:
+    if gpus and runs:
         best = max(r["wall"] for r in runs.values())
         lines.append(f"frames/s per GPU (best wall rate / {gpus} GPU): {best / gpus:.1f}")
     return "\n".join(lines)
@@ -148,6 +166,7 @@ def main() -> None:
     p.add_argument("--imgsz", type=int, default=320)
     p.add_argument("--cpus", type=int, default=2, help="CPUs given to Ray")
     p.add_argument("--gpu", action="store_true", help="run on CUDA: actors share the GPU")
+    p.add_argument("--stages-only", action="store_true", help="time the stages alone, no Ray runs")
     args = p.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="prtreid-bench-bulk-"))
@@ -156,24 +175,17 @@ def main() -> None:
     device = "cuda" if args.gpu else "cpu"
     untrained = args.detector == "yolo:yolov8n.yaml"  # tiny scores: keep every box so the tracker works
     cfg = from_dict(PipelineConfig, {
-        "detector": args.detector, "device": device,
-        "detection": {"imgsz": args.imgsz, "device": "0" if args.gpu else "cpu", "max_det": 25}
+        "detector": args.detector, "device": device, "amp": args.gpu,  # fp16 detection and embedding on GPU
+        "detection": {"imgsz": args.imgsz, "device": "0" if args.gpu else "cpu", "max_det": 25, "half": args.gpu}
         | ({"conf": 0.0} if untrained else {}),
         "tracker": {"min_conf": 0.0, "birth_conf": 0.0} if untrained else {}})
     threads = 1 if args.gpu else max(1, args.cpus // 2)
     torch.set_num_threads(threads)  # what one actor gets (Ray sets OMP_NUM_THREADS to its CPUs)
     stages = isolated_stages(sorted(videos.glob("*.mp4")), cfg, model)
-    start_local_ray(args.cpus, work / "ray", num_gpus=1 if args.gpu else 0, include_dashboard=False)
-    runs = {}
-    try:
-        for actors in (1, 2):
-            cpus = args.cpus / 2 if actors == 2 or args.gpu else threads
-            gpus = 1 / actors if args.gpu else 0
-            runs[actors] = bulk_run(videos, work / f"out{actors}", cfg, model, actors, cpus, gpus)
-    finally:
-        stop_ray()
+    runs = {} if args.stages_only else bulk_runs(videos, work, cfg, model, args, threads)
+    where = torch.cuda.get_device_name() if args.gpu else "cpu"
     print(f"\n{int(stages['frames'])} frames in {len(list(videos.glob('*.mp4')))} videos, detector {args.detector} "
-          f"at {args.imgsz}, re-id crops {tuple(args.image_size)}, {device}, {threads} torch thread(s) per actor")
+          f"at {args.imgsz}, re-id crops {tuple(args.image_size)}, {where}, {threads} torch thread(s) per actor")
     print(table(stages, runs, 1 if args.gpu else 0))
     shutil.rmtree(work, ignore_errors=True)
 

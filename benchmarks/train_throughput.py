@@ -3,11 +3,13 @@
 Each row trains the same experiment on the same generated crops; throughput counts the training
 samples of all workers per second of epoch time (data loading + steps, evaluation excluded) over
 the epochs after the first (warm-up). ``data wait`` is the share of that time a worker waited for
-its next batch. A local ``fit`` without Ray, on as many threads as one Ray worker, is the peer row.
+its next batch. A local ``fit`` without Ray, on as many threads as one Ray worker, is the peer row;
+on a GPU the local rows are float32, float16 AMP and bfloat16 AMP (Ray rows use float16 AMP).
 ``wall`` is the whole call, Ray start-up of the worker group included.
 
     python benchmarks/train_throughput.py                       # CPU: local fit, Ray 1 and 2 workers
     python benchmarks/train_throughput.py --gpu --workers 1     # samples/s per GPU, with AMP
+    python benchmarks/train_throughput.py --gpu --workers       # local rows only (no Ray needed)
 """
 
 from __future__ import annotations
@@ -28,15 +30,23 @@ from prtreid.train.config import ExperimentConfig, load_experiment
 from prtreid.train.loop import Runtime, fit
 
 
-def experiment(args: argparse.Namespace) -> ExperimentConfig:
-    """A small resnet18 experiment; evaluation only after the last epoch."""
+LOCAL_CPU = "local fit (no Ray), 1 thread"
+LOCAL_GPU = {None: "local fit (no Ray), float32", "float16": "local fit (no Ray), float16 AMP",
+             "bfloat16": "local fit (no Ray), bfloat16 AMP"}
+
+
+def experiment(args: argparse.Namespace, amp: str | None = "float16") -> ExperimentConfig:
+    """The benchmark's experiment (``amp``: autocast dtype on GPU, None for float32); evaluation only
+    after the last epoch."""
     height, width = args.size
+    amp_dtype = amp or "float16"
     return load_experiment(None, [
         f"model.backbone={args.backbone}", f"model.image_size=[{height}, {width}]", "model.embed_dim=128",
         f"crops.store_height={2 * height}", f"crops.max_per_identity={args.per_id}", "crops.eval_fraction=0.25",
         f"sampler.p_ids={args.p}", f"sampler.k_instances={args.k}", f"train.epochs={args.epochs}",
         f"train.eval_every={args.epochs + 1}", f"train.num_workers={args.loader_workers}",
-        f"train.amp={str(args.gpu).lower()}", f"train.device={'cuda' if args.gpu else 'cpu'}"])
+        f"train.amp={str(args.gpu and amp is not None).lower()}", f"train.amp_dtype={amp_dtype}",
+        f"train.device={'cuda' if args.gpu else 'cpu'}"])
 
 
 def prepare_store(args: argparse.Namespace, cfg: ExperimentConfig) -> Path:
@@ -89,9 +99,10 @@ def print_table(rows: dict[str, dict[str, float]], cfg: ExperimentConfig, args: 
                 store: Path) -> None:
     """Markdown table and the 2-worker / 1-worker ratio."""
     unit = "GPU" if args.gpu else "worker"
+    device = torch.cuda.get_device_name() if args.gpu else "CPU, 1 thread per worker"
     print(f"\n{cfg.model.backbone} at {cfg.model.image_size[0]}x{cfg.model.image_size[1]}, batch "
           f"{args.p}x{args.k}, {args.epochs} epochs (first excluded), store {store}, "
-          f"{'GPU + AMP' if args.gpu else 'CPU, 1 thread per worker'}, {os.cpu_count()} CPUs, "
+          f"{device}, {args.loader_workers} loader processes, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[1]:.1f} (5 min)\n")
     print(f"| run | samples/s | samples/s per {unit} | data wait | wall s |")
     print("|---|---|---|---|---|")
@@ -101,9 +112,13 @@ def print_table(rows: dict[str, dict[str, float]], cfg: ExperimentConfig, args: 
     one, two = rows.get("Ray Train, 1 worker"), rows.get("Ray Train, 2 workers")
     if one and two:
         print(f"\nsamples/s ratio 2 workers / 1 worker: {two['samples_per_s'] / one['samples_per_s']:.2f}")
-    local = rows.get("local fit (no Ray), 1 thread")
+    local = rows.get(LOCAL_CPU) or rows.get(LOCAL_GPU["float16"])
     if one and local:
         print(f"samples/s ratio Ray 1 worker / local fit: {one['samples_per_s'] / local['samples_per_s']:.2f}")
+    fp32 = rows.get(LOCAL_GPU[None])
+    for amp in ("float16", "bfloat16"):
+        if fp32 and LOCAL_GPU[amp] in rows:
+            print(f"samples/s ratio {amp} AMP / float32: {rows[LOCAL_GPU[amp]]['samples_per_s'] / fp32['samples_per_s']:.2f}")
 
 
 def main() -> None:
@@ -119,7 +134,7 @@ def main() -> None:
     parser.add_argument("--p", type=int, default=8, help="identities per batch")
     parser.add_argument("--k", type=int, default=4, help="crops per identity in a batch")
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--workers", type=int, nargs="*", default=[1, 2], help="Ray Train runs (none: no Ray)")
     parser.add_argument("--cpus-per-worker", type=float, default=0.9)
     parser.add_argument("--loader-workers", type=int, default=0, help="DataLoader processes per worker")
     parser.add_argument("--gpu", action="store_true", help="one GPU per worker, AMP on")
@@ -129,13 +144,18 @@ def main() -> None:
     if args.gpu and not torch.cuda.is_available():
         raise SystemExit("--gpu: no CUDA device here")
 
-    from prtreid.distributed.runtime import connect, stop_ray
-
     cfg = experiment(args)
     store = prepare_store(args, cfg)
     rows: dict[str, dict[str, float]] = {}
     if not args.no_local:
-        rows["local fit (no Ray), 1 thread"] = run_local(cfg, store, threads=1) | {"workers": 1}
+        for amp in (None, "float16", "bfloat16") if args.gpu else (None,):
+            name = LOCAL_GPU[amp] if args.gpu else LOCAL_CPU
+            rows[name] = run_local(experiment(args, amp), store, threads=1) | {"workers": 1}
+    if not args.workers:
+        print_table(rows, cfg, args, store)
+        return
+    from prtreid.distributed.runtime import connect, stop_ray
+
     connect(num_cpus=None)
     try:
         for n in args.workers:

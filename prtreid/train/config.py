@@ -31,7 +31,8 @@ class TrainConfig:
         lr: peak learning rate; ``weight_decay``: decoupled for AdamW, L2 for Adam.
         warmup_epochs: linear warm-up from ``warmup_factor * lr`` (may be fractional).
         schedule: ``cosine`` (to ``min_lr_factor * lr``) or ``step`` (times ``gamma`` at ``milestones``).
-        amp: mixed precision (float16 autocast and a grad scaler) when training on CUDA.
+        amp: mixed precision autocast when training on CUDA.
+        amp_dtype: ``float16`` (with a grad scaler) or ``bfloat16`` (no scaler; Ampere and newer).
         grad_clip: max gradient norm, 0 to disable.
         batch_eval: batch size of feature extraction.
         num_workers: data-loader worker processes.
@@ -52,6 +53,7 @@ class TrainConfig:
     milestones: tuple[int, ...] = ()
     gamma: float = 0.1
     amp: bool = True
+    amp_dtype: Literal["float16", "bfloat16"] = "float16"
     grad_clip: float = 5.0
     batch_eval: int = 64
     num_workers: int = 0

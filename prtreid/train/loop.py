@@ -133,8 +133,8 @@ def fit(cfg: ExperimentConfig, store: str | Path, out_dir: str | Path,
     criterion = MultiTaskLoss(cfg.loss, role_names=tuple(role_names))
     optimizer = build_optimizer(model, cfg.train)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.train, max(1, len(sampler))))
-    use_amp = cfg.train.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda") if use_amp else None
+    amp_dtype = getattr(torch, cfg.train.amp_dtype) if cfg.train.amp and device.type == "cuda" else None
+    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
     start, history = _maybe_resume(rt.resume_from or out_dir / CHECKPOINT, model, optimizer, scheduler, scaler)
     model = rt.wrap_model(model)
     experiment = dataclasses.asdict(cfg)
@@ -143,7 +143,7 @@ def fit(cfg: ExperimentConfig, store: str | Path, out_dir: str | Path,
         metrics = {"epoch": epoch + 1} | train_epoch(model, loader, criterion, optimizer, scheduler, scaler,
                                                       device, cfg.train, show=rt.progress and rt.rank == 0,
                                                       desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
-                                                      kit_hue_p=cfg.augment.kit_hue_p)
+                                                      kit_hue_p=cfg.augment.kit_hue_p, amp_dtype=amp_dtype)
         last = epoch + 1 == cfg.train.epochs
         if rt.rank == 0 and (last or (epoch + 1) % cfg.train.eval_every == 0):
             metrics |= _scalar(evaluate_store(unwrap(model), store, device, image_size=cfg.model.image_size,
@@ -164,8 +164,10 @@ def fit(cfg: ExperimentConfig, store: str | Path, out_dir: str | Path,
 def train_epoch(model: nn.Module, loader: DataLoader, criterion: MultiTaskLoss,
                 optimizer: torch.optim.Optimizer, scheduler: Any, scaler: Any, device: torch.device,
                 cfg: TrainConfig, show: bool = True, desc: str = "train",
-                kit_hue_p: float = 0.0) -> dict[str, float]:
+                kit_hue_p: float = 0.0, amp_dtype: torch.dtype | None = None) -> dict[str, float]:
     """One pass over the loader; returns the mean of every loss term and the throughput.
+
+    ``amp_dtype`` (CUDA only) runs forward and loss under autocast; float16 needs ``scaler``.
 
     ``kit_hue_p`` > 0 recolours the kits of whole matches (:func:`recolour_kits`) on the device.
 
@@ -183,7 +185,7 @@ def train_epoch(model: nn.Module, loader: DataLoader, criterion: MultiTaskLoss,
         batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
         batch["image"] = recolour_kits(batch["image"], batch["parts"], batch["match"], kit_hue_p)
         fetched = time.perf_counter()
-        autocast = torch.autocast("cuda", dtype=torch.float16) if scaler is not None else nullcontext()
+        autocast = torch.autocast("cuda", dtype=amp_dtype) if amp_dtype is not None else nullcontext()
         with autocast:
             terms = criterion(model(batch["image"]), batch)
         _step(terms["total"], model, optimizer, scaler, cfg.grad_clip)
