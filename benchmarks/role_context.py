@@ -27,8 +27,8 @@ from prtreid.train.evaluate import evaluate_store
 
 VARIANTS: dict[str, RoleContext] = {
     "role head alone (mean softmax)": RoleContext(enabled=False),
-    "+ team kits are players (default)": RoleContext(),
-    "+ outsiders are not players": RoleContext(outsiders=True),
+    "+ team kits are players": RoleContext(outsiders=False),
+    "+ outsiders are not players (default)": RoleContext(),
 }
 
 
@@ -47,14 +47,14 @@ def track_rows(data: Path, model: Path, work: Path) -> dict[str, tuple[float, fl
 
 
 def crop_rows(data: Path, model_path: Path) -> dict[str, float]:
-    """Role accuracy over the eval-reid crops of each variant but the tracklet-only one."""
+    """Role accuracy over the eval-reid crops of each variant."""
     model, meta = load_model(model_path)
     roles = tuple(meta["role_names"])
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
         build_crops(data, Path(tmp), dataclasses.replace(CropConfig(), eval_fraction=1.0, roles=roles))
         store = Path(tmp)
-        for name, ctx in list(VARIANTS.items())[:2]:
+        for name, ctx in VARIANTS.items():
             res = evaluate_store(model, store, torch.device("cpu"), role_names=roles, role_context=ctx,
                                  image_size=tuple(meta["model_config"]["image_size"]))
             rows[name] = res["role_acc"]

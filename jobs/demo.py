@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("demo_out"))
     parser.add_argument("--train-seqs", type=int, default=40)
     parser.add_argument("--test-seqs", type=int, default=2)
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--epochs", type=int, help="training epochs (default: the preset's)")
     parser.add_argument("--fresh", action="store_true", help="delete --out first")
     args = parser.parse_args()
     if args.fresh and args.out.exists():
@@ -87,8 +87,9 @@ def main() -> None:
               "--first-index", "101"])
     demo.run("Build the re-id crop store", ["crops", "--data", str(train_data), "--out", str(out / "crops"),
                                            "--config", "configs/train_cpu_small.yaml", "--json"])
+    epochs = ["--set", f"train.epochs={args.epochs}"] if args.epochs else []
     demo.job("Train PRTReID (re-id + team + role) on Ray Train, 2 DDP workers", train_job.main,
-             ["--config", "configs/train_cpu_small.yaml", "--set", f"train.epochs={args.epochs}",
+             ["--config", "configs/train_cpu_small.yaml", *epochs,
               "--data", str((out / "crops").resolve()), "--storage", str((out / "ray").resolve()),
               "--name", "demo", "--num-workers", "2", "--cpus-per-worker", "0.9"])
     demo.run("Evaluate re-id, team and role on the unseen clips",

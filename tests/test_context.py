@@ -57,7 +57,7 @@ def test_with_both_teams_found_an_outsider_is_not_a_player() -> None:
     outsiders = RoleContext(outsiders=True)
     out = contextual_roles(emb, probs, item, frame, ROLES, outsiders)
     assert out.tolist() == [PLAYER] * 8 + [GOALKEEPER]
-    kept = contextual_roles(emb, probs, item, frame, ROLES)
+    kept = contextual_roles(emb, probs, item, frame, ROLES, RoleContext(outsiders=False))
     assert kept.tolist() == [PLAYER] * 9
     sure = np.concatenate([probs[:8], _probs(PLAYER, 1, 0.8)])  # the head is sure: a player off the cut
     assert contextual_roles(emb, sure, item, frame, ROLES, outsiders).tolist() == [PLAYER] * 9
