@@ -16,7 +16,7 @@ if [ $# -ne 3 ]; then
 fi
 crops=$1 unseen=$2 work=$3
 py=${PYTHON:-python3}
-export HF_HUB_OFFLINE=1 YOLO_OFFLINE=1 TQDM_DISABLE=1 PYTHONUNBUFFERED=1
+export HF_HUB_OFFLINE=1 YOLO_OFFLINE=1 PYTHONUNBUFFERED=1
 mkdir -p "$work"
 
 step() {  # step NAME SECONDS COMMAND...

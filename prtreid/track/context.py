@@ -11,12 +11,12 @@ one track never overlap), and:
 * every member of a group of at least ``min_people`` is a player;
 * with ``outsiders`` on (the default), when two such groups exist (both teams are found), the
   people outside them are not players unless the head is sure they are (player probability at
-  least ``outsider_keep_prob``): they take the head's most likely non-player role. It needs
-  reliable kit estimates (tracklet means) and a compact kit per team: a patterned kit or a team
-  seen in parts can spread past the cut, and its players are then pushed out. With the 9-epoch
-  96x48 preset and a cut at 0.7, over three unseen sets of 8 clips it lifted tracklet-frame role
-  accuracy 0.960 -> 0.973 and team accuracy 0.936 -> 0.958 (fewer non-players in the team
-  clustering); with weaker 5-epoch models it had cost team accuracy, so it stays a setting;
+  least ``outsider_keep_prob``): they take the head's most likely non-player role. It needs a
+  compact kit per team in the embedding: a patterned kit or a team seen in parts can spread past
+  the cut, and its players are then pushed out. With the 9-epoch 96x48 preset and a cut at 0.7,
+  over three unseen sets of 8 clips it lifted tracklet-frame role accuracy 0.960 -> 0.973 and team
+  accuracy 0.936 -> 0.958 (fewer non-players in the team clustering); with weaker 5-epoch models
+  it had cost team accuracy, so it stays a setting;
 * everyone else keeps the head's most likely role.
 
 Kits are compared through the team-affiliation embedding (unit length), grouped by average-linkage
