@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from prtreid.model.export import export_onnx, export_torchscript, max_abs_difference
 from prtreid.model.prtreid import ModelConfig, PRTReID
 
 
-def test_exports_match_the_eager_model(tmp_path: Path) -> None:
-    model = PRTReID.from_config(ModelConfig(image_size=(64, 32), embed_dim=32, team_dim=8), num_roles=4, num_ids=5)
+@pytest.mark.parametrize("levels", [(-1,), (2, -1)], ids=["last stage", "fused like the CPU preset"])
+def test_exports_match_the_eager_model(levels: tuple[int, ...], tmp_path: Path) -> None:
+    cfg = ModelConfig(image_size=(64, 32), embed_dim=32, team_dim=8, feature_levels=levels)
+    model = PRTReID.from_config(cfg, num_roles=4, num_ids=5)
     model.eval()
     onnx_path = export_onnx(model, tmp_path / "m.onnx")
     script_path = export_torchscript(model, tmp_path / "m.pt")
