@@ -4,7 +4,8 @@ Each row trains the same experiment on the same generated crops; throughput coun
 samples of all workers per second of epoch time (data loading + steps, evaluation excluded) over
 the epochs after the first (warm-up). ``data wait`` is the share of that time a worker waited for
 its next batch. A local ``fit`` without Ray, on as many threads as one Ray worker, is the peer row;
-on a GPU the local rows are float32, float16 AMP and bfloat16 AMP (Ray rows use float16 AMP).
+the local rows are float32 and bfloat16 autocast on CPU (Ray rows: float32), float32, float16 AMP
+and bfloat16 AMP on a GPU (Ray rows: float16 AMP).
 ``wall`` is the whole call, Ray start-up of the worker group included.
 
     python benchmarks/train_throughput.py                       # CPU: local fit, Ray 1 and 2 workers
@@ -30,14 +31,15 @@ from prtreid.train.config import ExperimentConfig, load_experiment
 from prtreid.train.loop import Runtime, fit
 
 
-LOCAL_CPU = "local fit (no Ray), 1 thread"
+LOCAL_CPU = {None: "local fit (no Ray), 1 thread, float32",
+             "bfloat16": "local fit (no Ray), 1 thread, bfloat16 autocast"}
 LOCAL_GPU = {None: "local fit (no Ray), float32", "float16": "local fit (no Ray), float16 AMP",
              "bfloat16": "local fit (no Ray), bfloat16 AMP"}
 
 
 def experiment(args: argparse.Namespace, amp: str | None = "float16") -> ExperimentConfig:
-    """The benchmark's experiment (``amp``: autocast dtype on GPU, None for float32); evaluation only
-    after the last epoch."""
+    """The benchmark's experiment (``amp``: autocast dtype, None for float32; CPU: bfloat16 only);
+    evaluation only after the last epoch."""
     height, width = args.size
     amp_dtype = amp or "float16"
     return load_experiment(None, [
@@ -46,6 +48,7 @@ def experiment(args: argparse.Namespace, amp: str | None = "float16") -> Experim
         f"sampler.p_ids={args.p}", f"sampler.k_instances={args.k}", f"train.epochs={args.epochs}",
         f"train.eval_every={args.epochs + 1}", f"train.num_workers={args.loader_workers}",
         f"train.amp={str(args.gpu and amp is not None).lower()}", f"train.amp_dtype={amp_dtype}",
+        f"train.cpu_amp={str(not args.gpu and amp == 'bfloat16').lower()}",
         f"train.device={'cuda' if args.gpu else 'cpu'}"])
 
 
@@ -112,13 +115,14 @@ def print_table(rows: dict[str, dict[str, float]], cfg: ExperimentConfig, args: 
     one, two = rows.get("Ray Train, 1 worker"), rows.get("Ray Train, 2 workers")
     if one and two:
         print(f"\nsamples/s ratio 2 workers / 1 worker: {two['samples_per_s'] / one['samples_per_s']:.2f}")
-    local = rows.get(LOCAL_CPU) or rows.get(LOCAL_GPU["float16"])
+    local_names = LOCAL_GPU if args.gpu else LOCAL_CPU
+    local = rows.get(local_names["float16" if args.gpu else None])
     if one and local:
         print(f"samples/s ratio Ray 1 worker / local fit: {one['samples_per_s'] / local['samples_per_s']:.2f}")
-    fp32 = rows.get(LOCAL_GPU[None])
-    for amp in ("float16", "bfloat16"):
-        if fp32 and LOCAL_GPU[amp] in rows:
-            print(f"samples/s ratio {amp} AMP / float32: {rows[LOCAL_GPU[amp]]['samples_per_s'] / fp32['samples_per_s']:.2f}")
+    fp32 = rows.get(local_names[None])
+    for amp, name in local_names.items():
+        if fp32 and amp is not None and name in rows:
+            print(f"samples/s ratio {amp} autocast / float32: {rows[name]['samples_per_s'] / fp32['samples_per_s']:.2f}")
 
 
 def main() -> None:
@@ -148,8 +152,7 @@ def main() -> None:
     store = prepare_store(args, cfg)
     rows: dict[str, dict[str, float]] = {}
     if not args.no_local:
-        for amp in (None, "float16", "bfloat16") if args.gpu else (None,):
-            name = LOCAL_GPU[amp] if args.gpu else LOCAL_CPU
+        for amp, name in (LOCAL_GPU if args.gpu else LOCAL_CPU).items():
             rows[name] = run_local(experiment(args, amp), store, threads=1) | {"workers": 1}
     if not args.workers:
         print_table(rows, cfg, args, store)

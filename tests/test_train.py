@@ -11,7 +11,7 @@ import torch
 from prtreid.train.checkpoint import load_checkpoint, load_model
 from prtreid.train.config import ExperimentConfig, TrainConfig, experiment_from_dict, load_experiment
 from prtreid.train.evaluate import evaluate_store
-from prtreid.train.loop import fit, lr_lambda
+from prtreid.train.loop import autocast_dtype, fit, lr_lambda
 from prtreid.errors import ConfigError
 
 
@@ -70,6 +70,24 @@ def test_lr_schedule_warms_up_then_decays() -> None:
     assert f(55) < f(20) and f(99) == pytest.approx(0.01, abs=0.01)
     step = lr_lambda(TrainConfig(epochs=10, warmup_epochs=0, schedule="step", milestones=(5, 8)), 10)
     assert (step(10), step(50), step(80)) == (1.0, pytest.approx(0.1), pytest.approx(0.01))
+
+
+def test_autocast_dtype_per_device() -> None:
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert autocast_dtype(TrainConfig(), cpu) is None
+    assert autocast_dtype(TrainConfig(cpu_amp=True), cpu) == torch.bfloat16
+    assert autocast_dtype(TrainConfig(), cuda) == torch.float16
+    assert autocast_dtype(TrainConfig(amp_dtype="bfloat16"), cuda) == torch.bfloat16
+    assert autocast_dtype(TrainConfig(amp=False, cpu_amp=True), cuda) is None
+
+
+def test_bfloat16_cpu_training_learns(crop_store: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(epochs=2)
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, cpu_amp=True))
+    history = fit(cfg, crop_store, tmp_path)
+    first, last = history[0], history[-1]
+    assert last["loss/total"] < first["loss/total"]
+    assert all(torch.isfinite(torch.tensor(v)) for k, v in last.items() if k.startswith("loss/"))
 
 
 def test_experiment_config_errors_name_file_and_key(tmp_path: Path) -> None:

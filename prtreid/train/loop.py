@@ -133,7 +133,7 @@ def fit(cfg: ExperimentConfig, store: str | Path, out_dir: str | Path,
     criterion = MultiTaskLoss(cfg.loss, role_names=tuple(role_names))
     optimizer = build_optimizer(model, cfg.train)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.train, max(1, len(sampler))))
-    amp_dtype = getattr(torch, cfg.train.amp_dtype) if cfg.train.amp and device.type == "cuda" else None
+    amp_dtype = autocast_dtype(cfg.train, device)
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
     start, history = _maybe_resume(rt.resume_from or out_dir / CHECKPOINT, model, optimizer, scheduler, scaler)
     model = rt.wrap_model(model)
@@ -161,13 +161,22 @@ def fit(cfg: ExperimentConfig, store: str | Path, out_dir: str | Path,
     return history
 
 
+def autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of training on ``device`` (``None``: full precision)."""
+    if device.type == "cuda" and cfg.amp:
+        return getattr(torch, cfg.amp_dtype)
+    if device.type == "cpu" and cfg.cpu_amp:
+        return torch.bfloat16
+    return None
+
+
 def train_epoch(model: nn.Module, loader: DataLoader, criterion: MultiTaskLoss,
                 optimizer: torch.optim.Optimizer, scheduler: Any, scaler: Any, device: torch.device,
                 cfg: TrainConfig, show: bool = True, desc: str = "train",
                 kit_hue_p: float = 0.0, amp_dtype: torch.dtype | None = None) -> dict[str, float]:
     """One pass over the loader; returns the mean of every loss term and the throughput.
 
-    ``amp_dtype`` (CUDA only) runs forward and loss under autocast; float16 needs ``scaler``.
+    ``amp_dtype`` runs forward and loss under autocast on ``device``; float16 needs ``scaler``.
 
     ``kit_hue_p`` > 0 recolours the kits of whole matches (:func:`recolour_kits`) on the device.
 
@@ -185,7 +194,7 @@ def train_epoch(model: nn.Module, loader: DataLoader, criterion: MultiTaskLoss,
         batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
         batch["image"] = recolour_kits(batch["image"], batch["parts"], batch["match"], kit_hue_p)
         fetched = time.perf_counter()
-        autocast = torch.autocast("cuda", dtype=amp_dtype) if amp_dtype is not None else nullcontext()
+        autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else nullcontext()
         with autocast:
             terms = criterion(model(batch["image"]), batch)
         _step(terms["total"], model, optimizer, scaler, cfg.grad_clip)
