@@ -33,7 +33,7 @@ class TrainConfig:
         schedule: ``cosine`` (to ``min_lr_factor * lr``) or ``step`` (times ``gamma`` at ``milestones``).
         amp: mixed precision autocast when training on CUDA.
         amp_dtype: ``float16`` (with a grad scaler) or ``bfloat16`` (no scaler; Ampere and newer).
-        cpu_amp: bfloat16 autocast when training on CPU. Steps are 1.3x faster on a CPU with
+        cpu_amp: bfloat16 autocast when training on CPU: 1.3-1.7x the samples/s on a CPU with
             AVX512-BF16 (benchmarks/train_throughput.py); without those instructions, slower.
         grad_clip: max gradient norm, 0 to disable.
         batch_eval: batch size of feature extraction.
