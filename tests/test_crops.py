@@ -295,9 +295,12 @@ def test_augmentation_pads_with_background_and_keeps_labels(store: Path) -> None
 
 def test_sampler_over_the_dataset_draws_single_match_batches(store: Path) -> None:
     ds = ReidDataset(store, "train", image_size=(32, 16), train=False)
-    sampler = MatchBatchSampler.from_dataset(ds, SamplerConfig(p_ids=4, k_instances=2, min_per_team=1))
+    sampler = MatchBatchSampler.from_dataset(ds, SamplerConfig(p_ids=5, k_instances=2, min_per_team=1))
     batches = list(DataLoader(ds, batch_sampler=sampler))
     assert len(batches) == len(sampler) > 0
+    player = ds.role_names.index("player")
     for batch in batches:
-        assert batch["image"].shape[0] == 8 and len(batch["match"].unique()) == 1
-        assert {0, 1} <= set(batch["team"].tolist())
+        assert batch["image"].shape[0] == 10 and len(batch["match"].unique()) == 1
+        assert {0, 1} <= set(batch["team"][batch["role"] == player].tolist())  # a player of each team
+    with pytest.raises(ValueError, match="team_role"):
+        MatchBatchSampler.from_dataset(ds, SamplerConfig(team_role="coach"))

@@ -72,6 +72,25 @@ def test_composition_minimums_when_the_match_has_them() -> None:
                 assert roles[role] >= min(minimum, available), (epoch, match, role)
 
 
+def _fewest_players_per_team(sampler: MatchBatchSampler, match: int) -> int:
+    fewest = 99
+    for epoch in range(5):
+        sampler.set_epoch(epoch)
+        for batch in sampler:
+            if LABELS["matches"][batch[0]] != match:
+                continue
+            players = (LABELS["roles"][batch] == PLAYER)
+            for team in (0, 1):
+                fewest = min(fewest, len(np.unique(LABELS["pids"][batch][players & (LABELS["teams"][batch] == team)])))
+    return fewest
+
+
+def test_team_minimum_counts_players_not_the_goalkeeper() -> None:
+    # 3 role minimums + 2 players of each team fill P = 7; the keeper has team 0 but its own kit
+    assert _fewest_players_per_team(_sampler(p_ids=7, team_role=PLAYER), match=0) >= 2
+    assert _fewest_players_per_team(_sampler(p_ids=7), match=0) < 2
+
+
 def test_short_identities_are_drawn_with_replacement() -> None:
     sampler = _sampler()
     referee = int(LABELS["pids"][(LABELS["matches"] == 1) & (LABELS["roles"] == REFEREE)][0])

@@ -37,6 +37,10 @@ class SamplerConfig:
         p_ids: identities per batch.
         k_instances: crops per identity (with replacement when an identity has fewer).
         min_per_team: identities of each team per batch, when the match has them.
+        team_role: the role that counts towards ``min_per_team`` (``""``: any role). Goalkeepers
+            have a team but their own kit, so with the default the team triplet sees at least
+            ``min_per_team`` different *players* per team: with a single one, its only positives
+            are crops of the same person and the team embedding learns identity, not kit.
         role_minimums: identities per batch of each named role, when the match has them.
         uneven: ``"pad"`` repeats the first batches so every rank gets ``ceil(B / world)``;
             ``"drop"`` leaves the last ones out so every rank gets ``floor(B / world)``.
@@ -53,6 +57,7 @@ class SamplerConfig:
     p_ids: int = 8
     k_instances: int = 4
     min_per_team: int = 2
+    team_role: str = "player"
     role_minimums: dict[str, int] = field(default_factory=lambda: {"goalkeeper": 1, "referee": 1, "other": 1})
     uneven: Literal["pad", "drop"] = "pad"
     epoch: Literal["identities", "crops"] = "crops"
@@ -84,6 +89,7 @@ class MatchBatchSampler(Sampler[list[int]]):
         k_instances: int = 4,
         *,
         min_per_team: int = 2,
+        team_role: int | None = None,
         role_minimums: Mapping[int, int] | None = None,
         uneven: Literal["pad", "drop"] = "pad",
         epoch: Literal["identities", "crops"] = "crops",
@@ -98,6 +104,7 @@ class MatchBatchSampler(Sampler[list[int]]):
             pids, matches, teams, roles: one int label per dataset item (teams: 0/1, -1 = none).
             p_ids, k_instances: identities per batch and crops per identity.
             min_per_team: identities of each team (0 and 1) per batch, when the match has them.
+            team_role: role index of the identities counted by ``min_per_team`` (``None``: any).
             role_minimums: role index -> identities of that role per batch, when the match has them.
             uneven: ``"pad"`` or ``"drop"`` to give every rank the same number of batches.
             epoch: ``"identities"`` or ``"crops"``, the epoch length (see :class:`SamplerConfig`).
@@ -112,7 +119,7 @@ class MatchBatchSampler(Sampler[list[int]]):
         if uneven not in ("pad", "drop"):
             raise ValueError(f"uneven must be 'pad' or 'drop', got {uneven!r}")
         self.p_ids, self.k_instances = p_ids, k_instances
-        self.min_per_team = min_per_team
+        self.min_per_team, self.team_role = min_per_team, team_role
         self.role_minimums = dict(role_minimums or {})
         if epoch not in ("identities", "crops"):
             raise ValueError(f"epoch must be 'identities' or 'crops', got {epoch!r}")
@@ -129,8 +136,11 @@ class MatchBatchSampler(Sampler[list[int]]):
         cfg = cfg or SamplerConfig()
         names = dataset.role_names
         minimums = {names.index(r): n for r, n in cfg.role_minimums.items() if r in names}
+        if cfg.team_role and cfg.team_role not in names:
+            raise ValueError(f"sampler.team_role {cfg.team_role!r} is not a role of the dataset {names}")
+        team_role = names.index(cfg.team_role) if cfg.team_role else None
         return cls(dataset.pids, dataset.matches, dataset.teams, dataset.roles, cfg.p_ids, cfg.k_instances,
-                   min_per_team=cfg.min_per_team, role_minimums=minimums, uneven=cfg.uneven,
+                   min_per_team=cfg.min_per_team, team_role=team_role, role_minimums=minimums, uneven=cfg.uneven,
                    epoch=cfg.epoch, matches_per_batch=cfg.matches_per_batch, rank=rank, world_size=world_size, seed=cfg.seed)
 
     def set_epoch(self, epoch: int) -> None:
@@ -185,11 +195,14 @@ class MatchBatchSampler(Sampler[list[int]]):
         for role, minimum in self.role_minimums.items():
             self._fill(chosen, match, queue, rng, lambda p, r=role: match.role_of[p] == r, minimum)
         for team in (0, 1):
-            self._fill(chosen, match, queue, rng, lambda p, t=team: match.team_of[p] == t, self.min_per_team)
+            self._fill(chosen, match, queue, rng, lambda p, t=team: self._in_team(match, p, t), self.min_per_team)
         self._fill(chosen, match, queue, rng, lambda p: True, self.p_ids)
         while len(chosen) < self.p_ids:  # a match with fewer than P identities repeats some
             chosen.append(int(rng.choice(match.ids)))
         return chosen
+
+    def _in_team(self, match: _Match, pid: int, team: int) -> bool:
+        return match.team_of[pid] == team and self.team_role in (None, match.role_of[pid])
 
     def _fill(self, chosen: list[int], match: _Match, queue: list[int], rng: np.random.Generator,
               wanted: Callable[[int], bool], minimum: int) -> None:
