@@ -79,7 +79,7 @@ def _fewest_players_per_team(sampler: MatchBatchSampler, match: int) -> int:
         for batch in sampler:
             if LABELS["matches"][batch[0]] != match:
                 continue
-            players = (LABELS["roles"][batch] == PLAYER)
+            players = LABELS["roles"][batch] == PLAYER
             for team in (0, 1):
                 fewest = min(fewest, len(np.unique(LABELS["pids"][batch][players & (LABELS["teams"][batch] == team)])))
     return fewest
