@@ -10,9 +10,10 @@ from prtreid.model.export import export_onnx, export_torchscript, max_abs_differ
 from prtreid.model.prtreid import ModelConfig, PRTReID
 
 
-@pytest.mark.parametrize("levels", [(-1,), (2, -1)], ids=["last stage", "fused like the CPU preset"])
-def test_exports_match_the_eager_model(levels: tuple[int, ...], tmp_path: Path) -> None:
-    cfg = ModelConfig(image_size=(64, 32), embed_dim=32, team_dim=8, feature_levels=levels)
+@pytest.mark.parametrize(("levels", "team_input"), [((-1,), "foreground"), ((2, -1), "clothes")],
+                         ids=["last stage", "fused like the CPU preset, team over the clothes"])
+def test_exports_match_the_eager_model(levels: tuple[int, ...], team_input: str, tmp_path: Path) -> None:
+    cfg = ModelConfig(image_size=(64, 32), embed_dim=32, team_dim=8, feature_levels=levels, team_input=team_input)
     model = PRTReID.from_config(cfg, num_roles=4, num_ids=5)
     model.eval()
     onnx_path = export_onnx(model, tmp_path / "m.onnx")

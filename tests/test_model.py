@@ -48,6 +48,7 @@ def _model(num_roles: int = 4, num_ids: int = 4, **overrides: object) -> PRTReID
          3, 7, (4, 2)),
         ({"global_pool": "avgmax", "visibility": "max", "output_stride": 32}, 5, 0, (2, 1)),
         ({"feature_levels": [2, -1], "id_classifier": False, "dropout": 0.2}, 2, 9, (8, 4)),
+        ({"team_input": "clothes", "team_dim": 8}, 4, 4, (4, 2)),
     ],
 )
 def test_output_shapes(overrides: dict, num_roles: int, num_ids: int, fmap: tuple[int, int]) -> None:
@@ -114,10 +115,11 @@ def test_reid_features_order_and_visibility() -> None:
     assert half.team.dtype == torch.float16 and half.embeddings["parts"].dtype == torch.float16
 
 
-def test_gradients_reach_every_parameter_from_total_loss() -> None:
+@pytest.mark.parametrize("team_input", ["foreground", "clothes"])
+def test_gradients_reach_every_parameter_from_total_loss(team_input: str) -> None:
     # timm zero-initialises each block's last BN scale, which blocks gradients to the convs
     # before it at initialisation only; turn that off to see gradients everywhere
-    model = _model(num_roles=4, num_ids=4, backbone_kwargs={"zero_init_last": False}).train()
+    model = _model(num_roles=4, num_ids=4, backbone_kwargs={"zero_init_last": False}, team_input=team_input).train()
     batch = _batch()
     out = model(batch["image"])
     losses = MultiTaskLoss(LossConfig())(out, batch)
@@ -170,6 +172,8 @@ def test_unknown_backbone_gives_clear_config_error() -> None:
         ({"output_stride": 12}, "output_stride"),
         ({"dropout": 1.0}, "dropout"),
         ({"team_input": "parts"}, "team_input"),
+        ({"role_input": "clothes"}, "role_input"),
+        ({"team_input": "clothes", "num_parts": 3}, "team_input"),
         ({"feature_levels": "last"}, "feature_levels"),
     ],
 )

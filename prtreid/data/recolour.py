@@ -15,9 +15,7 @@ import torch
 from torchvision.transforms.v2 import functional as TF
 
 from prtreid.data.reid_dataset import IMAGENET_MEAN, IMAGENET_STD
-from prtreid.data.types import PARTS
-
-CLOTHING_PARTS: tuple[str, ...] = ("torso", "arms", "legs")
+from prtreid.data.types import CLOTHING_PARTS, PARTS
 
 
 def recolour_kits(images: torch.Tensor, parts: torch.Tensor, matches: torch.Tensor, p: float,

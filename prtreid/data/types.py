@@ -21,6 +21,8 @@ TEAMS: tuple[str, ...] = ("left", "right")
 
 PARTS: tuple[str, ...] = ("background", "head", "torso", "arms", "legs", "feet")
 """Body-part labels of the part masks; index 0 is background."""
+CLOTHING_PARTS: tuple[str, ...] = ("torso", "arms", "legs")
+"""The parts that a kit covers (with the skin of arms and legs)."""
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from typing import Any, Callable, Literal
 import torch
 from torch import nn
 
+from prtreid.data.types import CLOTHING_PARTS, PARTS
 from prtreid.errors import ConfigError
 from prtreid.model.backbone import Backbone, check_backbone_name
 from prtreid.model.heads import (
@@ -38,7 +39,7 @@ from prtreid.model.heads import (
     part_visibility,
 )
 
-HeadInput = Literal["global", "foreground", "concat"]
+HeadInput = Literal["global", "foreground", "concat", "clothes"]
 EMBEDDING_NAMES: tuple[str, ...] = ("global", "foreground", "parts")
 
 
@@ -60,7 +61,9 @@ class ModelConfig:
         team_hidden: hidden width of the team MLP.
         team_normalize: L2-normalise the team embedding.
         team_input / role_input: which BNNeck embedding feeds the head: ``global``,
-            ``foreground`` or ``concat`` (both concatenated).
+            ``foreground`` or ``concat`` (both concatenated); the team head also takes ``clothes``,
+            an embedding of its own pooled over the torso, arms and legs part maps (needs the
+            5 parts of the masks).
         id_classifier: add identity classifiers (needs ``num_ids > 0``).
         dropout: dropout after the reduction layers and before the role classifier.
         image_size: (height, width) of the input crops.
@@ -93,6 +96,10 @@ class ModelConfig:
             raise ConfigError(f"output_stride: expected 8, 16, 32 or null, got {self.output_stride}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout: must be in [0, 1), got {self.dropout}")
+        if self.role_input == "clothes":
+            raise ConfigError("role_input: 'clothes' is a team input only")
+        if self.team_input == "clothes" and self.num_parts != len(PARTS) - 1:
+            raise ConfigError(f"team_input 'clothes' needs num_parts {len(PARTS) - 1} (the part masks' parts)")
         if len(self.image_size) != 2 or min(self.image_size) < 1:
             raise ConfigError(f"image_size: expected (height, width), got {self.image_size}")
 
@@ -181,6 +188,8 @@ class PRTReID(nn.Module):
         self.bnneck = nn.ModuleDict(
             {_key("global"): BNNeck(dim), _key("foreground"): BNNeck(dim), _key("parts"): BNNeck(dim, groups=parts)}
         )
+        if cfg.team_input == "clothes":
+            self.clothes = nn.Sequential(Reduction(channels, dim, cfg.dropout), BNNeck(dim))
         team_in = _head_dim(cfg.team_input, dim)
         self.team_head = TeamHead(team_in, cfg.team_hidden, cfg.team_dim, cfg.team_normalize)
         self.role_head = RoleHead(_head_dim(cfg.role_input, dim), num_roles, cfg.dropout)
@@ -213,7 +222,7 @@ class PRTReID(nn.Module):
             bn_embeddings=bn_embeddings,
             visibility=part_visibility(probabilities, self.cfg.visibility),
             part_logits=part_logits,
-            team=self.team_head(_head_input(bn_embeddings, self.cfg.team_input)),
+            team=self.team_head(self._team_input(features, probabilities, bn_embeddings)),
             role_logits=self.role_head(_head_input(bn_embeddings, self.cfg.role_input)),
             id_logits=self._id_logits(bn_embeddings),
         )
@@ -230,6 +239,13 @@ class PRTReID(nn.Module):
             "parts": attention_pool(features, parts_maps),
         }
         return {name: self.reduce[_key(name)](value) for name, value in pooled.items()}
+
+    def _team_input(self, features: torch.Tensor, probabilities: torch.Tensor,
+                    bn_embeddings: dict[str, torch.Tensor]) -> torch.Tensor:
+        if self.cfg.team_input != "clothes":
+            return _head_input(bn_embeddings, self.cfg.team_input)
+        weights = probabilities[:, [PARTS.index(name) for name in CLOTHING_PARTS]].sum(dim=1, keepdim=True)
+        return self.clothes(attention_pool(features, weights)[:, 0])
 
     def _id_heads(self, dim: int, parts: int) -> nn.ModuleDict:
         return nn.ModuleDict(
