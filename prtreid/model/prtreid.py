@@ -63,7 +63,7 @@ class ModelConfig:
         team_input / role_input: which BNNeck embedding feeds the head: ``global``,
             ``foreground`` or ``concat`` (both concatenated); the team head also takes ``clothes``,
             an embedding of its own pooled over the torso, arms and legs part maps (needs the
-            5 parts of the masks).
+            5 parts of the masks, and the part-mask loss to make the maps those parts).
         id_classifier: add identity classifiers (needs ``num_ids > 0``).
         dropout: dropout after the reduction layers and before the role classifier.
         image_size: (height, width) of the input crops.
