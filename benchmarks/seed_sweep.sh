@@ -23,8 +23,8 @@ start=$SECONDS
 device=${DEVICE:-cuda}
 [ "$device" = cpu ] || nvidia-smi --query-gpu=name --format=csv,noheader
 
+printf 'eval_fraction: 1.0\n' > "$work/eval_crops.yaml"
 unseen() {  # unseen K SEED FIRST_INDEX: generate a set and its crop store (every crop held out)
-    printf 'eval_fraction: 1.0\n' > "$work/eval_crops.yaml"
     $py -m prtreid.cli synth --out "$work/unseen$1" --seqs "${UNSEEN_SEQS:-8}" --frames "${UNSEEN_FRAMES:-80}" --seed "$2" --first-index "$3" > "$work/unseen$1.log" 2>&1 &&
         $py -m prtreid.cli crops --data "$work/unseen$1" --out "$work/crops$1" --config "$work/eval_crops.yaml" >> "$work/unseen$1.log" 2>&1
     echo "unseen set $1: exit $?, $((SECONDS - start)) s"

@@ -13,6 +13,7 @@ import json
 import re
 from collections import defaultdict
 from pathlib import Path
+from statistics import mean
 
 METRICS = ("mAP", "team_acc", "role_acc", "role_macro_f1")
 LINE = re.compile(r"^(?P<run>\S+) set(?P<set>\d+) (?P<json>\{.*\})\s*$")
@@ -41,9 +42,8 @@ def main() -> None:
         sets = sorted({k for run in runs.values() for k in run})
         cells = []
         for metric in METRICS:
-            per_set = [sum(run[k][metric] for run in runs.values() if k in run) /
-                       sum(1 for run in runs.values() if k in run) for k in sets]
-            cells.append(" / ".join(f"{v:.3f}" for v in per_set) + f", {sum(per_set) / len(per_set):.3f}")
+            per_set = [mean(run[k][metric] for run in runs.values() if k in run) for k in sets]
+            cells.append(" / ".join(f"{v:.3f}" for v in per_set) + f", {mean(per_set):.3f}")
         print(f"| {variant} | {len(runs)} | " + " | ".join(cells) + " |")
 
 
