@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,13 +19,19 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # Ray listens o
 os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
 
 
+_YOLO_SETTINGS = Path(tempfile.mkdtemp(prefix="prtreid-yolo-"))
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Point ultralytics at a per-run settings folder (with its font) before anything imports it."""
-    import tempfile
-
     from prtreid.detect.yolo_train import prepare_offline_ultralytics
 
-    prepare_offline_ultralytics(Path(tempfile.mkdtemp(prefix="prtreid-yolo-")))
+    prepare_offline_ultralytics(_YOLO_SETTINGS)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Remove the per-run ultralytics settings folder."""
+    shutil.rmtree(_YOLO_SETTINGS, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

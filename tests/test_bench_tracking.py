@@ -21,6 +21,8 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "tracking.py"
 
 
 def _load_bench():
+    if str(BENCH.parent) not in sys.path:  # as when run as a script: it imports tracking_peers.py beside it
+        sys.path.insert(0, str(BENCH.parent))
     spec = importlib.util.spec_from_file_location("bench_tracking", BENCH)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the file executes
@@ -29,6 +31,7 @@ def _load_bench():
 
 
 bench = _load_bench()
+peers = sys.modules["tracking_peers"]
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +60,7 @@ def _ideal_inputs(seq: Sequence) -> list:
 def test_boxmot_embedding_is_unit_and_averages_foreground_and_global_cosines() -> None:
     rng = np.random.default_rng(0)
     feats = rng.normal(size=(2, 4, 8)).astype(np.float32)
-    emb = bench.boxmot_embedding(feats)
+    emb = peers.boxmot_embedding(feats)
     assert emb.shape == (2, 16)
     np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-6)
     unit = feats / np.linalg.norm(feats, axis=2, keepdims=True)
@@ -68,12 +71,12 @@ def test_boxmot_embedding_is_unit_and_averages_foreground_and_global_cosines() -
 def test_boxmot_detections_and_mot_table() -> None:
     frame = bench.FrameInputs(np.array([[10.0, 20.0, 30.0, 80.0]]), np.array([1.2]),
                               np.ones((1, 3, 4), np.float32), np.ones((1, 3)), np.zeros((1, 2)), np.ones((1, 4)))
-    dets = bench.to_boxmot_detections(frame, "s:1", with_embeddings=True)
+    dets = peers.to_boxmot_detections(frame, "s:1", with_embeddings=True)
     assert dets.embeddings.shape == (1, 8) and float(dets.scores[0]) == 1.0  # scores clipped to boxmot's range
     empty = bench.FrameInputs(np.zeros((0, 4)), np.zeros(0), np.zeros((0, 3, 4), np.float32), np.zeros((0, 3)),
                               np.zeros((0, 2)), np.zeros((0, 4)))
-    assert len(bench.to_boxmot_detections(empty, "s:2", with_embeddings=True)) == 0
-    assert bench.to_boxmot_detections(empty, "s:2", with_embeddings=False).embeddings is None
+    assert len(peers.to_boxmot_detections(empty, "s:2", with_embeddings=True)) == 0
+    assert peers.to_boxmot_detections(empty, "s:2", with_embeddings=False).embeddings is None
     table = bench.tracks_table([3, 4], [np.array([7]), np.array([7, 9])],
                                [np.array([[1.0, 2.0, 4.0, 8.0]]), np.array([[1, 2, 4, 8], [0, 0, 1, 1.0]])])
     assert table.frame.tolist() == [3, 4, 4] and table.track_id.tolist() == [7, 7, 9]
