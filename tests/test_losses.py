@@ -23,6 +23,7 @@ from prtreid.model import (
     part_averaged_distance,
     part_averaged_triplet_loss,
     part_mask_loss,
+    team_supcon_loss,
     team_triplet_loss,
     triplet_loss,
 )
@@ -126,6 +127,31 @@ def test_team_triplet_ignores_other_matches_and_unknown_teams() -> None:
     # excluding sample 1 (e.g. a goalkeeper) leaves no positive at all
     eligible = torch.tensor([True, False, True, True, True, True])
     assert team_triplet_loss(emb, teams, matches, 2.5, eligible).item() == 0.0
+
+
+def test_team_supcon_against_hand_computed_case() -> None:
+    # match 0: samples 0, 1 (team 0), 2 (team 1), 3 (team -1); match 1: one sample per team
+    emb = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    teams = torch.tensor([0, 0, 1, -1, 1, 0])
+    matches = torch.tensor([0, 0, 0, 0, 1, 1])
+    # anchors with a positive: a0 (cosines 0.6 to its positive, 0 to its negative) and a1 (0.6, 0.8)
+    t = 0.5
+    a0 = -math.log(math.exp(0.6 / t) / (math.exp(0.6 / t) + math.exp(0.0)))
+    a1 = -math.log(math.exp(0.6 / t) / (math.exp(0.6 / t) + math.exp(0.8 / t)))
+    assert team_supcon_loss(emb, teams, matches, t).item() == pytest.approx((a0 + a1) / 2, rel=1e-5)
+    assert team_supcon_loss(3 * emb, teams, matches, t).item() == pytest.approx((a0 + a1) / 2, rel=1e-5)
+    lone = torch.tensor([True, False, True, True, True, True])  # no positive left: zero, and no NaN
+    emb.requires_grad_(True)
+    loss = team_supcon_loss(emb, teams, matches, t, lone)
+    loss.backward()
+    assert loss.item() == 0.0 and torch.isfinite(emb.grad).all()
+
+
+def test_team_loss_choice_is_checked() -> None:
+    with pytest.raises(ConfigError, match="team_loss"):
+        from_dict(LossConfig, {"team_loss": "arcface"}, source="loss.yaml")
+    with pytest.raises(ConfigError, match="team_temperature"):
+        LossConfig(team_loss="supcon", team_temperature=0.0)
 
 
 def test_focal_loss_equals_cross_entropy_at_gamma_zero() -> None:
@@ -248,6 +274,14 @@ def test_team_roles_select_team_triplet_samples() -> None:
     assert players.item() == pytest.approx(expected.item())
     everyone = MultiTaskLoss(LossConfig(team_roles=()), role_names=names)(out, batch)["team"]
     assert everyone.item() == pytest.approx(team_triplet_loss(out.team, batch["team"], batch["match"], 0.4).item())
+
+
+def test_team_term_follows_team_loss() -> None:
+    out, batch = _output(), _loss_batch()
+    cfg = LossConfig(kit_negatives=False, team_loss="supcon", team_temperature=0.2)
+    got = MultiTaskLoss(cfg, role_names=("player", "goalkeeper", "referee"))(out, batch)["team"]
+    expected = team_supcon_loss(out.team, batch["team"], batch["match"], 0.2, batch["role"] == 0)
+    assert got.item() == pytest.approx(expected.item())
 
 
 def test_kit_negatives_push_referees_and_keepers_away_from_team_kits() -> None:

@@ -12,6 +12,7 @@ from prtreid.model.losses import (
     part_averaged_distance,
     part_averaged_triplet_loss,
     part_mask_loss,
+    team_supcon_loss,
     team_triplet_loss,
     triplet_loss,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "part_averaged_distance",
     "part_averaged_triplet_loss",
     "part_mask_loss",
+    "team_supcon_loss",
     "team_triplet_loss",
     "triplet_loss",
 ]

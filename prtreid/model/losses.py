@@ -22,6 +22,7 @@ from prtreid.errors import ConfigError
 from prtreid.model.prtreid import ModelOutput
 
 Metric = Literal["euclidean", "cosine"]
+TeamLoss = Literal["triplet", "supcon"]
 _Term = tuple[str, float, torch.Tensor]  # name, weight, unweighted value
 DEFAULT_ROLE_NAMES: tuple[str, ...] = ("player", "goalkeeper", "referee", "other")
 """The re-id dataset's default ``role_names``; pass the dataset's own to :class:`MultiTaskLoss`."""
@@ -44,6 +45,8 @@ class LossConfig:
             (used only when the model has identity classifiers).
         label_smoothing: label smoothing of the identity cross-entropy.
         team_weight / team_margin: weight and margin of the within-match team triplet.
+        team_loss: ``triplet`` (batch-hard, the paper's) or ``supcon`` (supervised contrastive over
+            every pair of the match, Khosla et al. 2020, at ``team_temperature``).
         team_roles: roles whose samples take part in the team triplet (empty: every sample with a
             team); goalkeepers wear their own kit, so the default keeps players only.
         kit_negatives: people outside ``team_roles`` take part in the team triplet as other kits,
@@ -66,6 +69,8 @@ class LossConfig:
     label_smoothing: float = 0.1
     team_weight: float = 0.1
     team_margin: float = 0.4
+    team_loss: TeamLoss = "triplet"
+    team_temperature: float = 0.1
     team_roles: tuple[str, ...] = ("player",)
     kit_negatives: bool = True
     role_weight: float = 1.5
@@ -82,6 +87,8 @@ class LossConfig:
         for name in ("label_smoothing", "mask_label_smoothing"):
             if getattr(self, name) >= 1:
                 raise ConfigError(f"{name}: must be below 1, got {getattr(self, name)}")
+        if self.team_temperature <= 0:
+            raise ConfigError(f"team_temperature: must be positive, got {self.team_temperature}")
         if any(a < 0 for a in self.role_alpha):
             raise ConfigError(f"role_alpha: weights must be non-negative, got {self.role_alpha}")
 
@@ -206,6 +213,31 @@ def team_triplet_loss(
     return batch_hard_triplet(dist, positive & comparable, negative & comparable, margin)
 
 
+def team_supcon_loss(
+    team_embeddings: torch.Tensor,
+    teams: torch.Tensor,
+    matches: torch.Tensor,
+    temperature: float,
+    eligible: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Supervised contrastive loss on team embeddings within each match (cosine similarity).
+
+    Same pairs as :func:`team_triplet_loss`, but every positive and negative of an anchor counts:
+    ``-mean_p log(exp(s_ap / t) / sum_(b != a) exp(s_ab / t))`` over the anchor's match.
+    """
+    usable = teams >= 0 if eligible is None else (teams >= 0) & eligible
+    comparable = (matches.unsqueeze(0) == matches.unsqueeze(1)) & usable.unsqueeze(0) & usable.unsqueeze(1)
+    positive, negative = _same_and_different(teams)
+    positive, negative = positive & comparable, negative & comparable
+    unit = F.normalize(team_embeddings.float(), dim=1)
+    # a finite fill keeps rows with nothing comparable free of NaN (they are not anchors)
+    logits = (unit @ unit.T / temperature).masked_fill(~(positive | negative), -1e9)
+    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+    anchors = positive.any(dim=1) & negative.any(dim=1)
+    per_anchor = -torch.where(positive, log_prob, torch.zeros_like(log_prob)).sum(1) / positive.sum(1).clamp_min(1)
+    return torch.where(anchors, per_anchor, torch.zeros_like(per_anchor)).sum() / anchors.sum().clamp_min(1)
+
+
 def identity_loss(
     logits: torch.Tensor, pids: torch.Tensor, label_smoothing: float = 0.1, weights: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -323,7 +355,10 @@ class MultiTaskLoss(nn.Module):
         terms = []
         if cfg.team_weight > 0:
             teams, eligible = self._kits(batch)
-            loss = team_triplet_loss(output.team, teams, _get(batch, "match"), cfg.team_margin, eligible)
+            if cfg.team_loss == "supcon":
+                loss = team_supcon_loss(output.team, teams, _get(batch, "match"), cfg.team_temperature, eligible)
+            else:
+                loss = team_triplet_loss(output.team, teams, _get(batch, "match"), cfg.team_margin, eligible)
             terms.append(("team", cfg.team_weight, loss))
         if cfg.role_weight > 0:
             terms.append(("role", cfg.role_weight, self._role_loss(output.role_logits, _get(batch, "role"))))
