@@ -206,11 +206,19 @@ def team_triplet_loss(
     share the match with the other team. Samples with ``team < 0`` (and, if given, where
     ``eligible`` is False) take no part.
     """
+    positive, negative = _team_pairs(teams, matches, eligible)
+    dist = pairwise_distance(team_embeddings, team_embeddings, "euclidean")
+    return batch_hard_triplet(dist, positive, negative, margin)
+
+
+def _team_pairs(
+    teams: torch.Tensor, matches: torch.Tensor, eligible: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positive (same match and team) and negative (same match, other team) pair masks."""
     usable = teams >= 0 if eligible is None else (teams >= 0) & eligible
     comparable = (matches.unsqueeze(0) == matches.unsqueeze(1)) & usable.unsqueeze(0) & usable.unsqueeze(1)
     positive, negative = _same_and_different(teams)
-    dist = pairwise_distance(team_embeddings, team_embeddings, "euclidean")
-    return batch_hard_triplet(dist, positive & comparable, negative & comparable, margin)
+    return positive & comparable, negative & comparable
 
 
 def team_supcon_loss(
@@ -225,10 +233,7 @@ def team_supcon_loss(
     Same pairs as :func:`team_triplet_loss`, but every positive and negative of an anchor counts:
     ``-mean_p log(exp(s_ap / t) / sum_(b != a) exp(s_ab / t))`` over the anchor's match.
     """
-    usable = teams >= 0 if eligible is None else (teams >= 0) & eligible
-    comparable = (matches.unsqueeze(0) == matches.unsqueeze(1)) & usable.unsqueeze(0) & usable.unsqueeze(1)
-    positive, negative = _same_and_different(teams)
-    positive, negative = positive & comparable, negative & comparable
+    positive, negative = _team_pairs(teams, matches, eligible)
     unit = F.normalize(team_embeddings.float(), dim=1)
     # a finite fill keeps rows with nothing comparable free of NaN (they are not anchors)
     logits = (unit @ unit.T / temperature).masked_fill(~(positive | negative), -1e9)
