@@ -5,13 +5,15 @@ from prtreid.model.losses import (
     DEFAULT_ROLE_NAMES,
     LossConfig,
     MultiTaskLoss,
-    batch_hard_triplet,
     focal_loss,
     identity_loss,
+    part_mask_loss,
+)
+from prtreid.model.metric import (
+    batch_hard_triplet,
     pairwise_distance,
     part_averaged_distance,
     part_averaged_triplet_loss,
-    part_mask_loss,
     team_supcon_loss,
     team_triplet_loss,
     triplet_loss,

@@ -133,7 +133,7 @@ class ModelOutput:
         """Test-time re-id descriptor: features (B, K+2, D) and visibility (B, K+2).
 
         Rows are the K parts, then foreground, then global (those two always visible). Compare
-        two descriptors with :func:`prtreid.model.losses.part_averaged_distance`.
+        two descriptors with :func:`prtreid.model.metric.part_averaged_distance`.
         """
         source = self.bn_embeddings if use_bn else self.embeddings
         holistic = torch.stack([source["foreground"], source["global"]], dim=1)
