@@ -7,7 +7,8 @@
 #
 # VARIANTS_FILE: one run per line, "NAME --set key=value ..." (overrides of configs/train_cpu_small.yaml;
 # lines starting with # are skipped), e.g. benchmarks/sweeps/team_input.txt. PAR runs train at once
-# (default 6: the CPU preset's model leaves a GPU mostly idle; its data loading is the limit).
+# (default 6: the CPU preset's model leaves a GPU mostly idle; its data loading is the limit), and
+# EVAL_PAR runs are scored at once (default 1; three eval-reid processes each).
 # Prints "NAME setK {eval-reid JSON}" per run and set; benchmarks/seed_sweep_table.py averages them.
 # DEVICE=cpu, UNSEEN_SEQS and UNSEEN_FRAMES shrink it to a smoke run on a machine without a GPU.
 set -uo pipefail
@@ -47,13 +48,19 @@ for run in "${runs[@]}"; do
     if [ ${#batch[@]} -ge "${PAR:-6}" ]; then wait "${batch[@]}"; batch=(); fi
 done
 wait
-for run in "${runs[@]}"; do
-    name=${run%% *}
-    [ -f "$work/$name/model.pt" ] || { echo "$name: no model, see $work/$name.log"; continue; }
+evaluate() {  # evaluate NAME: eval-reid on the three sets, one line each
+    local name=$1
+    [ -f "$work/$name/model.pt" ] || { echo "$name: no model, see $work/$name.log"; return; }
     for k in 1 2 3; do
         $py -m prtreid.cli eval-reid --data "$work/crops$k" --model "$work/$name/model.pt" --json 2>/dev/null \
             | tail -1 | sed "s/^/$name set$k /" &
     done
     wait
+}
+batch=()
+for run in "${runs[@]}"; do
+    evaluate "${run%% *}" & batch+=($!)
+    if [ ${#batch[@]} -ge "${EVAL_PAR:-1}" ]; then wait "${batch[@]}"; batch=(); fi
 done
+wait
 echo "done: $((SECONDS - start)) s"

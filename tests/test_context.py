@@ -70,6 +70,26 @@ def test_with_one_team_found_a_lone_opponent_keeps_the_heads_role() -> None:
     assert out.tolist() == [PLAYER] * 5
 
 
+def test_a_match_has_two_team_kits_so_a_referee_trio_is_not_a_third() -> None:
+    rng = np.random.default_rng(5)
+    # two teams (the second's kit split in two by the cut) and a referee with two assistants
+    kits = [0] * 6 + [1] * 5 + [3] * 3 + [2] * 3
+    emb, item, frame = _items(kits, [(0, 30)] * 17, rng)
+    probs = np.concatenate([_probs(PLAYER, 14), _probs(REFEREE, 3)])
+    out = contextual_roles(emb, probs, item, frame, ROLES)
+    assert out.tolist() == [PLAYER] * 14 + [REFEREE] * 3  # past two slots, only what the head calls players
+
+
+def test_a_kit_on_more_people_than_a_team_fields_is_both_teams() -> None:
+    rng = np.random.default_rng(6)
+    kits = [0] * 16 + [2] * 3  # close kits merged into one group of 16, and the referee trio
+    emb, item, frame = _items(kits, [(0, 30)] * 19, rng)
+    probs = np.concatenate([_probs(PLAYER, 16), _probs(REFEREE, 3)])
+    assert contextual_roles(emb, probs, item, frame, ROLES).tolist() == [PLAYER] * 16 + [REFEREE] * 3
+    one_team = RoleContext(team_size=16)  # were 16 one team, the trio would be the other
+    assert contextual_roles(emb, probs, item, frame, ROLES, one_team).tolist() == [PLAYER] * 19
+
+
 def test_people_per_group_counts_distinct_items_in_one_frame() -> None:
     groups = np.array([0, 0, 0, 1])
     item = np.array([0, 0, 1, 2, 2, 3])
@@ -91,7 +111,8 @@ def test_tracklet_vote_uses_the_context() -> None:
     assert set(plain.values()) == {"referee"} and set(ctx.values()) == {"player"}
 
 
-@pytest.mark.parametrize("kwargs", [{"kit_radius": 0.0}, {"min_people": 1}, {"outsider_keep_prob": 1.5}])
+@pytest.mark.parametrize("kwargs", [{"kit_radius": 0.0}, {"min_people": 1}, {"outsider_keep_prob": 1.5},
+                                    {"min_people": 4, "team_size": 3}])
 def test_bad_context_settings_are_refused(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         RoleContext(**kwargs)

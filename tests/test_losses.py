@@ -147,6 +147,17 @@ def test_team_supcon_against_hand_computed_case() -> None:
     assert loss.item() == 0.0 and torch.isfinite(emb.grad).all()
 
 
+def test_team_supcon_under_float16_autocast_matches_float32() -> None:
+    # CUDA AMP runs matmuls in float16, which cannot hold the mask's fill (this broke GPU training)
+    emb = torch.randn(8, 16, generator=torch.Generator().manual_seed(0))
+    teams = torch.tensor([0, 0, 1, 1, 0, 0, 1, 1])
+    matches = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    with torch.autocast("cpu", dtype=torch.float16):
+        mixed = team_supcon_loss(emb, teams, matches, 0.1)
+    assert mixed.dtype == torch.float32
+    assert mixed.item() == pytest.approx(team_supcon_loss(emb, teams, matches, 0.1).item(), rel=1e-6)
+
+
 def test_team_loss_choice_is_checked() -> None:
     with pytest.raises(ConfigError, match="team_loss"):
         from_dict(LossConfig, {"team_loss": "arcface"}, source="loss.yaml")

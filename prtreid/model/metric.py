@@ -156,8 +156,11 @@ def team_supcon_loss(
     """
     positive, negative = _team_pairs(teams, matches, eligible)
     unit = F.normalize(team_embeddings.float(), dim=1)
+    # float32 even under autocast: float16 cannot hold the fill, nor exp(s / t) at small t
+    with torch.autocast(device_type=unit.device.type, enabled=False):
+        similarity = unit @ unit.T / temperature
     # a finite fill keeps rows with nothing comparable free of NaN (they are not anchors)
-    logits = (unit @ unit.T / temperature).masked_fill(~(positive | negative), -1e9)
+    logits = similarity.masked_fill(~(positive | negative), -1e9)
     log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
     anchors = positive.any(dim=1) & negative.any(dim=1)
     per_anchor = -torch.where(positive, log_prob, torch.zeros_like(log_prob)).sum(1) / positive.sum(1).clamp_min(1)

@@ -8,7 +8,13 @@ or the crops of a sequence) are grouped by kit, each group is sized by the large
 members visible in one frame (people seen together are different people, while the fragments of
 one track never overlap), and:
 
-* every member of a group of at least ``min_people`` is a player;
+* every member of a group of at least ``min_people`` is a player, but a match has two teams: groups
+  take team slots from the most people seen at once down, and a group seen on more people at once
+  than one team fields (``team_size``) is both teams' kits merged (close kits) and takes both slots;
+  a group left without a slot is a team kit only if the head calls its members players on average.
+  A referee and two assistants seen together are 3 people in one kit; without the slots they were
+  a team kit whenever close kits merged the two teams (unseen set 5003 of the README: referees
+  called players in 125 crops of one clip);
 * with ``outsiders`` on (the default), when two such groups exist (both teams are found), the
   people outside them are not players unless the head is sure they are (player probability at
   least ``outsider_keep_prob``): they take the head's most likely non-player role. It needs a
@@ -42,6 +48,7 @@ class RoleContext:
         enabled: use the context; off, every item takes the head's argmax.
         kit_radius: average-linkage distance cut between unit team embeddings of one kit.
         min_people: a kit seen on at least this many people in one frame is a team kit.
+        team_size: most people of one team on the pitch; a kit seen on more at once is both teams'.
         outsiders: once both team kits are found, nobody else is a player...
         outsider_keep_prob: ... but for those the head calls a player with at least this probability.
         player_role: the name of the player role.
@@ -50,6 +57,7 @@ class RoleContext:
     enabled: bool = True
     kit_radius: float = 0.7
     min_people: int = 3
+    team_size: int = 11
     outsiders: bool = True
     outsider_keep_prob: float = 0.75
     player_role: str = "player"
@@ -61,6 +69,8 @@ class RoleContext:
             raise ValueError(f"outsider_keep_prob must be in [0, 1], got {self.outsider_keep_prob}")
         if self.min_people < 2:
             raise ValueError(f"min_people must be at least 2, got {self.min_people}")
+        if self.team_size < self.min_people:
+            raise ValueError(f"team_size must be at least min_people ({self.min_people}), got {self.team_size}")
 
 
 def kit_groups(kit_emb: np.ndarray, radius: float) -> np.ndarray:
@@ -90,6 +100,29 @@ def people_per_group(groups: np.ndarray, item_of_row: np.ndarray, frame_of_row: 
     return out
 
 
+def _team_kits(people: np.ndarray, groups: np.ndarray, probs: np.ndarray, player: int,
+               ctx: RoleContext) -> np.ndarray:
+    """Which groups are team kits: at least ``min_people`` at once, within the match's two team slots.
+
+    Groups take the slots from the most people at once down (ties: the more player-like by the head);
+    a group of more than ``team_size`` at once is both teams and fills both slots. A group left
+    without a slot (a team's kit split in two by the cut, say) still counts if the head calls its
+    members players on average.
+    """
+    mean = np.zeros((len(people), probs.shape[1]))
+    np.add.at(mean, groups, probs)
+    mean /= np.maximum(np.bincount(groups, minlength=len(people)), 1)[:, None]
+    big = people >= ctx.min_people
+    team = big & (mean.argmax(1) == player)
+    slots = 2
+    for g in np.lexsort((-mean[:, player], -people)):
+        if slots <= 0 or not big[g]:
+            break
+        team[g] = True
+        slots -= 2 if people[g] > ctx.team_size else 1
+    return team
+
+
 def contextual_roles(
     kit_emb: np.ndarray,
     role_probs: np.ndarray,
@@ -113,7 +146,7 @@ def contextual_roles(
         return pred
     player = list(role_names).index(ctx.player_role)
     groups = kit_groups(kit_emb, ctx.kit_radius)
-    team_kit = people_per_group(groups, item_of_row, frame_of_row) >= ctx.min_people
+    team_kit = _team_kits(people_per_group(groups, item_of_row, frame_of_row), groups, probs, player, ctx)
     in_team = team_kit[groups]
     pred[in_team] = player
     if ctx.outsiders and team_kit.sum() >= 2 and probs.shape[1] > 1:
