@@ -88,6 +88,10 @@ def test_a_kit_on_more_people_than_a_team_fields_is_both_teams() -> None:
     assert contextual_roles(emb, probs, item, frame, ROLES).tolist() == [PLAYER] * 16 + [REFEREE] * 3
     one_team = RoleContext(team_size=16)  # were 16 one team, the trio would be the other
     assert contextual_roles(emb, probs, item, frame, ROLES, one_team).tolist() == [PLAYER] * 19
+    # both teams found in one kit: a keeper the head half takes for a player is an outsider
+    emb, item, frame = _items([0] * 14 + [3], [(0, 30)] * 15, rng)
+    probs = np.concatenate([_probs(PLAYER, 14), _row(player=0.5, goalkeeper=0.3, referee=0.1, other=0.1)])
+    assert contextual_roles(emb, probs, item, frame, ROLES).tolist() == [PLAYER] * 14 + [GOALKEEPER]
 
 
 def test_people_per_group_counts_distinct_items_in_one_frame() -> None:

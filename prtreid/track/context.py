@@ -101,8 +101,9 @@ def people_per_group(groups: np.ndarray, item_of_row: np.ndarray, frame_of_row: 
 
 
 def _team_kits(people: np.ndarray, groups: np.ndarray, probs: np.ndarray, player: int,
-               ctx: RoleContext) -> np.ndarray:
-    """Which groups are team kits: at least ``min_people`` at once, within the match's two team slots.
+               ctx: RoleContext) -> tuple[np.ndarray, bool]:
+    """Which groups are team kits (at least ``min_people`` at once, within the match's two team
+    slots), and whether both teams were found (both slots filled).
 
     Groups take the slots from the most people at once down (ties: the more player-like by the head);
     a group of more than ``team_size`` at once is both teams and fills both slots. A group left
@@ -120,7 +121,7 @@ def _team_kits(people: np.ndarray, groups: np.ndarray, probs: np.ndarray, player
             break
         team[g] = True
         slots -= 2 if people[g] > ctx.team_size else 1
-    return team
+    return team, slots <= 0
 
 
 def contextual_roles(
@@ -146,10 +147,10 @@ def contextual_roles(
         return pred
     player = list(role_names).index(ctx.player_role)
     groups = kit_groups(kit_emb, ctx.kit_radius)
-    team_kit = _team_kits(people_per_group(groups, item_of_row, frame_of_row), groups, probs, player, ctx)
+    team_kit, both_teams = _team_kits(people_per_group(groups, item_of_row, frame_of_row), groups, probs, player, ctx)
     in_team = team_kit[groups]
     pred[in_team] = player
-    if ctx.outsiders and team_kit.sum() >= 2 and probs.shape[1] > 1:
+    if ctx.outsiders and both_teams and probs.shape[1] > 1:
         others = np.delete(np.arange(probs.shape[1]), player)
         out = ~in_team & (probs[:, player] < ctx.outsider_keep_prob)
         pred[out] = others[probs[out][:, others].argmax(1)]
