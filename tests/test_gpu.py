@@ -20,10 +20,13 @@ pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 
 
-@pytest.mark.parametrize("amp_dtype", ["float16", "bfloat16"])
-def test_amp_training_on_cuda_learns_and_loads_on_cpu(amp_dtype: str, crop_store: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("amp_dtype", "team_loss"),
+                         [("float16", "triplet"), ("bfloat16", "triplet"), ("float16", "supcon")])
+def test_amp_training_on_cuda_learns_and_loads_on_cpu(amp_dtype: str, team_loss: str, crop_store: Path,
+                                                      tmp_path: Path) -> None:
     cfg = experiment_from_dict({
         "model": {"backbone": "resnet18", "image_size": [128, 64], "embed_dim": 128},
+        "loss": {"team_loss": team_loss},
         "sampler": {"p_ids": 6, "k_instances": 3, "matches_per_batch": 2},
         "train": {"epochs": 3, "lr": 1e-3, "warmup_epochs": 0.5, "device": "cuda", "amp": True,
                   "amp_dtype": amp_dtype, "eval_every": 3},
