@@ -15,7 +15,7 @@ one track never overlap), and:
   A referee and two assistants seen together are 3 people in one kit; without the slots they were
   a team kit whenever close kits merged the two teams (unseen set 5003 of the README: referees
   called players in 125 crops of one clip);
-* with ``outsiders`` on (the default), when two such groups exist (both teams are found), the
+* with ``outsiders`` on (the default), when both team slots are filled (both teams are found), the
   people outside them are not players unless the head is sure they are (player probability at
   least ``outsider_keep_prob``): they take the head's most likely non-player role. It needs a
   compact kit per team in the embedding: a patterned kit or a team seen in parts can spread past
@@ -147,7 +147,8 @@ def contextual_roles(
         return pred
     player = list(role_names).index(ctx.player_role)
     groups = kit_groups(kit_emb, ctx.kit_radius)
-    team_kit, both_teams = _team_kits(people_per_group(groups, item_of_row, frame_of_row), groups, probs, player, ctx)
+    people = people_per_group(groups, item_of_row, frame_of_row)
+    team_kit, both_teams = _team_kits(people, groups, probs, player, ctx)
     in_team = team_kit[groups]
     pred[in_team] = player
     if ctx.outsiders and both_teams and probs.shape[1] > 1:
