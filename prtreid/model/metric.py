@@ -155,9 +155,9 @@ def team_supcon_loss(
     ``-mean_p log(exp(s_ap / t) / sum_(b != a) exp(s_ab / t))`` over the anchor's match.
     """
     positive, negative = _team_pairs(teams, matches, eligible)
-    unit = F.normalize(team_embeddings.float(), dim=1)
     # float32 even under autocast: float16 cannot hold the fill, nor exp(s / t) at small t
-    with torch.autocast(device_type=unit.device.type, enabled=False):
+    with torch.autocast(device_type=team_embeddings.device.type, enabled=False):
+        unit = F.normalize(team_embeddings.float(), dim=1)
         similarity = unit @ unit.T / temperature
     # a finite fill keeps rows with nothing comparable free of NaN (they are not anchors)
     logits = similarity.masked_fill(~(positive | negative), -1e9)
