@@ -1,7 +1,8 @@
-"""Bulk tracking on Ray Data: manifests, S3 in and out, equality with local runs, reruns, a killed actor.
+"""Bulk tracking on Ray Data: S3 in and out, equality with local runs, reruns, a killed actor.
 
 The Ray tests use the session's local Ray and moto_server. Every output bucket is versioned, so
-the number of versions of a key counts how many times it was written.
+the number of versions of a key counts how many times it was written. Manifests and planning are in
+`test_bulk_inputs.py`.
 """
 
 from __future__ import annotations
@@ -16,17 +17,13 @@ from typing import Any
 
 import boto3
 import pandas as pd
-import pyarrow as pa
 import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 import pytest
 
 from prtreid.config import from_dict
 from prtreid.data.frames import open_frames, write_video
 from prtreid.data.synth import SynthConfig, generate_dataset
-from prtreid.distributed.manifest import (VideoEntry, list_inputs, parse_csv_manifest, parse_parquet_manifest,
-                                          parse_text_manifest)
-from prtreid.errors import FormatError
+from prtreid.distributed.manifest import VideoEntry
 from prtreid.model.prtreid import ModelConfig, PRTReID
 from prtreid.pipeline.video import PipelineConfig, VideoPipeline, write_result
 from prtreid.storage import Storage
@@ -37,117 +34,6 @@ YOLO = {"detector": "yolo:yolov8n.yaml", "device": "cpu", "cmc": "none",  # untr
         "detection": {"imgsz": 160, "conf": 0.0, "max_det": 15, "device": "cpu"},
         "tracker": {"min_conf": 0.0, "birth_conf": 0.0}}
 GOOD = {"SNMOT-001": "oracle", "SNMOT-002": "oracle", "clip-a": "yolo", "clip-b": "yolo"}
-
-
-# ---------------------------------------------------------------- manifests (no Ray)
-
-def test_text_manifest_resolves_paths_and_skips_comments() -> None:
-    text = "# season 2024\n\nclips/a.mp4  # first\ns3://arch/x/SNMOT-007/\n/abs/b.MKV\nfile:///abs/c.mp4\n"
-    entries = parse_text_manifest(text, "m.txt", base="/data")
-    assert [(e.uri, e.name) for e in entries] == [
-        ("/data/clips/a.mp4", "a"), ("s3://arch/x/SNMOT-007", "SNMOT-007"), ("/abs/b.MKV", "b"), ("/abs/c.mp4", "c")]
-
-
-@pytest.mark.parametrize("text, line, words", [
-    ("a.mp4\nb.mp4 c.mp4\n", 2, "one URI per line"),
-    ("a.mp4\n# x\nhttp://host/v.mp4\n", 3, "unsupported URI scheme"),
-    ("x/a.mp4\ny/a.mp4\n", 2, "already used at line 1"),
-    ("a.mp4\n/\n", 2, "empty name"),
-])
-def test_text_manifest_errors_name_file_and_line(text: str, line: int, words: str) -> None:
-    with pytest.raises(FormatError) as err:
-        parse_text_manifest(text, "season.txt", base="/data")
-    assert err.value.path == "season.txt" and err.value.where == line and words in str(err.value)
-
-
-def test_csv_manifest_carries_metadata_and_checks_rows() -> None:
-    text = "uri,name,match_id,season\ns3://b/v/1_720p.mkv,chelsea-burnley-1,17,2015\ns3://b/v/2.mkv,,18,\n"
-    entries = parse_csv_manifest(text, "m.csv")
-    assert entries == [VideoEntry("s3://b/v/1_720p.mkv", "chelsea-burnley-1", {"match_id": "17", "season": "2015"}),
-                       VideoEntry("s3://b/v/2.mkv", "2", {"match_id": "18"})]
-    assert VideoEntry.from_row(entries[0].to_row()) == entries[0]
-    with pytest.raises(FormatError, match=r"m.csv:3: expected 2 fields"):
-        parse_csv_manifest("uri,season\na.mp4,1\nb.mp4,2,3\n", "m.csv", base="/d")
-    with pytest.raises(FormatError, match=r"m.csv:1: a CSV manifest needs a 'uri' column"):
-        parse_csv_manifest("path\na.mp4\n", "m.csv")
-
-
-def test_parquet_manifest_keeps_types_and_names_rows() -> None:
-    buf = io.BytesIO()
-    pq.write_table(pa.table({"uri": ["s3://b/a.mp4", "s3://b/c.mp4"], "match_id": [7, None]}), buf)
-    entries = parse_parquet_manifest(buf.getvalue(), "m.parquet")
-    assert entries == [VideoEntry("s3://b/a.mp4", "a", {"match_id": 7}), VideoEntry("s3://b/c.mp4", "c", {})]
-    buf = io.BytesIO()
-    pq.write_table(pa.table({"uri": ["s3://b/a.mp4", None]}), buf)
-    with pytest.raises(FormatError, match=r"m.parquet \[row 2\]: 'uri' must be a string"):
-        parse_parquet_manifest(buf.getvalue(), "m.parquet")
-
-
-def test_listing_finds_videos_and_sequence_folders(tmp_path: Path) -> None:
-    for rel in ("epl/2015/g1/1_720p.mkv", "epl/2015/g2/1_720p.mkv", "epl/notes.txt",
-                "tracking/SNMOT-001/seqinfo.ini", "tracking/SNMOT-001/img1/x.mp4"):
-        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / rel).write_text("x")
-    entries = list_inputs(str(tmp_path))
-    assert [e.name for e in entries] == ["epl/2015/g1/1_720p", "epl/2015/g2/1_720p", "tracking/SNMOT-001"]
-    assert entries[2].uri == str(tmp_path / "tracking/SNMOT-001")
-    assert [e.name for e in list_inputs(str(tmp_path / "tracking/SNMOT-001"))] == ["SNMOT-001"]
-    with pytest.raises(FileNotFoundError):
-        list_inputs(str(tmp_path / "nothing"))
-
-
-# ---------------------------------------------------------------- driver-side pieces (no Ray)
-
-def test_plan_skips_complete_results_and_optionally_failed_ones(tmp_path: Path) -> None:
-    from prtreid.distributed.track import plan
-
-    out = Storage(str(tmp_path))
-    out.write_text("a.summary.json", "{}")
-    out.write_text("b.txt", "partial: no completion marker")
-    out.write_text("failures/c.json", "{}")
-    entries = [VideoEntry(f"/in/{n}.mp4", n) for n in "abcd"]
-    todo, skipped = plan(entries, out)
-    assert [e.name for e in todo] == ["b", "c", "d"] and [e.name for e in skipped] == ["a"]
-    todo, skipped = plan(entries, out, retry_failed=False)
-    assert [e.name for e in todo] == ["b", "d"] and [e.name for e in skipped] == ["a", "c"]
-
-
-def test_report_sums_stages_over_videos() -> None:
-    from prtreid.distributed.report import BulkReport, VideoRecord
-
-    records = [VideoRecord("a", "u", "done", frames=100, seconds_detect=2.0, seconds_embed=3.0, seconds_total=6.0),
-               VideoRecord("b", "u", "done", frames=50, seconds_detect=1.0, seconds_embed=2.0, seconds_total=4.0),
-               VideoRecord("c", "u", "failed", error="FrameError: x"), VideoRecord("d", "u", "skipped")]
-    report = BulkReport.build(records, out="o", started=0.0, wall_seconds=5.0)
-    assert report.counts == {"total": 4, "done": 2, "skipped": 1, "failed": 1}
-    assert report.frames == 150 and report.fps == 30.0
-    assert report.stage_seconds["detect"] == 3.0 and report.stage_fps["detect"] == 50.0
-    assert report.stage_fps["embed"] == 30.0 and report.stage_fps["decode"] is None
-    assert report.failures == [{"name": "c", "uri": "u", "status": "failed", "error": "FrameError: x"}]
-    assert "2 done, 1 skipped, 1 failed of 4 inputs" in report.format()
-
-
-def test_driver_checks_fail_early_and_clearly(tmp_path: Path) -> None:
-    from prtreid.distributed.track import check_model
-
-    with pytest.raises(FileNotFoundError, match="no such model file"):
-        check_model(str(tmp_path / "model.pt"))
-
-
-def test_yolo_weights_load_from_s3_and_a_missing_object_fails_early(s3_server: str, tmp_path: Path) -> None:
-    from ultralytics import YOLO
-
-    from prtreid.distributed.track import TrackActor, check_model
-
-    YOLO("yolov8n.yaml").save(tmp_path / "person.pt")  # untrained network, saved as weights
-    boto3.client("s3", endpoint_url=s3_server).create_bucket(Bucket="weights")
-    Storage("s3://weights").write_bytes("det/person.pt", (tmp_path / "person.pt").read_bytes())
-    check_model(None, "yolo:s3://weights/det/person.pt")
-    with pytest.raises(FileNotFoundError, match="no such detector weights file"):
-        check_model(None, "yolo:s3://weights/det/missing.pt")
-    actor = TrackActor({"detector": "yolo:s3://weights/det/person.pt", "device": "cpu"}, None, str(tmp_path / "out"))
-    assert actor.pipeline.cfg.detector.endswith("person.pt") and not actor.pipeline.cfg.detector.startswith("yolo:s3")
-    assert not Path(actor.pipeline.cfg.detector.removeprefix("yolo:")).exists()  # the staged copy is gone
 
 
 # ---------------------------------------------------------------- bulk runs on Ray with S3

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from prtreid.data.crops import read_crop_index
 from prtreid.train.checkpoint import load_checkpoint, load_model
 from prtreid.train.config import ExperimentConfig, TrainConfig, experiment_from_dict, load_experiment
 from prtreid.train.evaluate import evaluate_store
@@ -40,6 +41,10 @@ def test_training_beats_the_untrained_model(trained, crop_store: Path) -> None:
     after = history[-1]
     assert after["mAP"] > before["mAP"] + 0.1, (before["mAP"], after["mAP"])
     assert after["team_acc"] > 0.8
+    per_sequence = before["team_acc_per_sequence"]
+    index = read_crop_index(crop_store)
+    assert set(per_sequence) <= set(index.loc[index["split"] == "query", "sequence"])
+    assert per_sequence and min(per_sequence.values()) <= before["team_acc"] <= max(per_sequence.values())
     assert history[-1]["loss/total"] < history[0]["loss/total"]
 
 

@@ -78,7 +78,7 @@ def run_eval(args: argparse.Namespace) -> int:
                                  role_names=tuple(meta["role_names"]))
     report = {k: metrics[k] for k in REPORT_KEYS}
     if not args.json:
-        report |= {"rank5": metrics["rank5"], "num_queries": metrics["num_queries"],
-                   "role_acc_crop": metrics["role_acc_crop"], "role_confusion": metrics["role_confusion"], "role_names": metrics["role_names"]}
+        report |= {k: metrics[k] for k in ("rank5", "num_queries", "team_acc_per_sequence", "role_acc_crop",
+                                           "role_confusion", "role_names")}
     print(json.dumps(report, indent=None if args.json else 2))
     return 0

@@ -41,7 +41,8 @@ def evaluate_store(model: nn.Module, store: str | Path, device: torch.device, *,
                    role_context: RoleContext = RoleContext()) -> dict[str, Any]:
     """Re-id mAP/rank-k (query vs gallery), team accuracy and role metrics on the held-out sequences.
 
-    Team accuracy uses the players (role ``player``) of query and gallery together, per sequence.
+    Team accuracy uses the players (role ``player``) of query and gallery together, per sequence;
+    ``team_acc_per_sequence`` maps each sequence with players of both teams to its own.
     Role metrics use every held-out crop; the roles are decided per sequence with the match
     context (:mod:`prtreid.track.context`, the decision tracking makes over tracklets, here over
     the sequence's crops: a kit seen on several people in one frame is a team kit, whose wearers are
@@ -61,7 +62,8 @@ def evaluate_store(model: nn.Module, store: str | Path, device: torch.device, *,
     player = role_names.index("player") if "player" in role_names else -1
     teams = np.where(roles == player, teams, -1)
     team_emb = np.concatenate([q["team"], g["team"]])
-    out["team_acc"], _ = team_accuracy(team_emb, teams, np.concatenate([query.matches, gallery.matches]))
+    out["team_acc"], per_match = team_accuracy(team_emb, teams, np.concatenate([query.matches, gallery.matches]))
+    out["team_acc_per_sequence"] = {query.match_names[m]: acc for m, acc in per_match.items()}
     logits = np.concatenate([q["role_logits"], g["role_logits"]])
     pred = _roles_in_context(logits, team_emb, np.concatenate([query.matches, gallery.matches]),
                              np.concatenate([query.frames, gallery.frames]), role_names, role_context)
