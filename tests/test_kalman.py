@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
 from scipy.stats import chi2
 
+from prtreid.data.frames import open_frames
+from prtreid.data.synth import SynthConfig, clip_cameras, generate_dataset
 from prtreid.track.cmc import CameraMotion, warp_boxes, warp_tracks
 from prtreid.track.kalman import CHI2INV95, KalmanFilter, xywh_to_xyxy, xyxy_to_xywh
 
@@ -148,6 +152,31 @@ def test_camera_motion_recovers_shift(method: str) -> None:
     warp = cmc.estimate(cur)
     np.testing.assert_allclose(warp[:, 2], [dx, dy], atol=1.0)
     np.testing.assert_allclose(warp[:, :2], np.eye(2), atol=0.01)
+
+
+@pytest.mark.parametrize("method, most_px", [("sparse", 0.6), ("ecc", 1.0)])
+def test_camera_motion_follows_the_generated_broadcast_camera(method: str, most_px: float, tmp_path) -> None:
+    cfg = SynthConfig(seqs=1, frames=40, width=640, height=360, seed=23)  # 3.2 px per frame
+    (seq,) = generate_dataset(tmp_path, cfg)
+    cams = clip_cameras(0, cfg)
+    pts = np.stack(np.meshgrid(np.linspace(40, 600, 8), np.linspace(30, 330, 6)), -1).reshape(-1, 2)
+    cmc, moved, errors = CameraMotion(method), [], []
+    for (_, img), prev_cam, cam in zip(open_frames(seq), [None, *cams], cams):
+        warp = cmc.estimate(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY))
+        if prev_cam is not None:
+            h = np.c_[pts, np.ones(len(pts))] @ prev_cam.homography_to(cam).T
+            truth = h[:, :2] / h[:, 2:]
+            moved.append(np.linalg.norm(truth - pts, axis=1).mean())
+            errors.append(np.linalg.norm(pts @ warp[:, :2].T + warp[:, 2] - truth, axis=1).mean())
+    assert np.mean(moved) > 2.0
+    with pytest.raises(ValueError, match="different positions"):
+        cams[0].homography_to(dataclasses.replace(cams[1], position=cams[1].position + 1.0))
+    assert np.mean(errors) < min(most_px, np.mean(moved) / 3), (np.mean(errors), np.mean(moved))
+
+
+def test_camera_motion_checks_its_settings() -> None:
+    with pytest.raises(ValueError, match="max_corners"):
+        CameraMotion("sparse", max_corners=2)
 
 
 def test_camera_motion_none_is_identity() -> None:

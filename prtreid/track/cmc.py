@@ -37,7 +37,15 @@ class CameraMotion:
         ecc_motion: motion model of ECC (``euclidean`` is rotation plus translation).
         ecc_iterations, ecc_eps: ECC stopping criteria.
         max_corners: corners tracked by the sparse method.
+        min_distance: least distance between two of its corners, in downscaled pixels.
+        flow_window: side of its Lucas-Kanade window, in downscaled pixels.
         border: fraction of the frame on each side ignored (broadcast overlays, black borders).
+
+    The sparse defaults (300 corners at least 8 pixels apart, a 15-pixel window, on frames halved)
+    were chosen with ``benchmarks/camera_motion.py`` against the generator's true camera motion:
+    against 1000 corners 1 pixel apart, 0.51 instead of 0.49 pixels of error on 960x540 clips (0.40
+    instead of 0.33 at 640x360) in 3.3-4.4x less time; ECC is less accurate, as its rotation-and-shift
+    model cannot follow a zoom.
     """
 
     def __init__(
@@ -47,18 +55,25 @@ class CameraMotion:
         ecc_motion: Literal["translation", "euclidean", "affine"] = "euclidean",
         ecc_iterations: int = 100,
         ecc_eps: float = 1e-5,
-        max_corners: int = 1000,
+        max_corners: int = 300,
+        min_distance: float = 8.0,
+        flow_window: int = 15,
         border: float = 0.02,
     ) -> None:
         if method not in ("ecc", "sparse", "none"):
             raise ValueError(f"unknown camera-motion method {method!r} (ecc, sparse or none)")
         if downscale < 1:
             raise ValueError(f"downscale must be at least 1, got {downscale}")
+        if max_corners < 4 or min_distance < 0 or flow_window < 3:
+            raise ValueError(f"sparse flow needs max_corners >= 4, min_distance >= 0 and flow_window >= 3, got "
+                             f"{max_corners}, {min_distance}, {flow_window}")
         self.method = method
         self.downscale = float(downscale)
         self.ecc_motion = _ECC_MOTION[ecc_motion]
         self.criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, ecc_iterations, ecc_eps)
         self.max_corners = max_corners
+        self.min_distance = float(min_distance)
+        self.flow_window = (int(flow_window), int(flow_window))
         self.border = border
         self._prev: np.ndarray | None = None
         self._prev_mask: np.ndarray | None = None
@@ -111,10 +126,10 @@ class CameraMotion:
         return warp.astype(np.float64)
 
     def _sparse(self, prev: np.ndarray, cur: np.ndarray, prev_mask: np.ndarray | None) -> np.ndarray:
-        pts = cv2.goodFeaturesToTrack(prev, self.max_corners, 0.01, 1, mask=prev_mask, blockSize=3)
+        pts = cv2.goodFeaturesToTrack(prev, self.max_corners, 0.01, self.min_distance, mask=prev_mask, blockSize=3)
         if pts is None or len(pts) < 4:
             return IDENTITY.copy()
-        nxt, status, _ = cv2.calcOpticalFlowPyrLK(prev, cur, pts, None)
+        nxt, status, _ = cv2.calcOpticalFlowPyrLK(prev, cur, pts, None, winSize=self.flow_window)
         ok = status.ravel() == 1
         if ok.sum() < 4:
             return IDENTITY.copy()

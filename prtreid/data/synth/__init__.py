@@ -3,6 +3,6 @@
 See :mod:`prtreid.data.synth.generator` for the model of the world.
 """
 
-from prtreid.data.synth.generator import SynthConfig, generate_dataset, generate_sequence
+from prtreid.data.synth.generator import SynthConfig, clip_cameras, generate_dataset, generate_sequence
 
-__all__ = ["SynthConfig", "generate_dataset", "generate_sequence"]
+__all__ = ["SynthConfig", "clip_cameras", "generate_dataset", "generate_sequence"]

@@ -64,6 +64,17 @@ class Camera:
         safe[..., 2] = np.maximum(depth, 1e-6)
         return self.project_camera(safe), depth
 
+    def homography_to(self, other: Camera) -> np.ndarray:
+        """The 3x3 homography taking this frame's pixels to ``other``'s.
+
+        Exact for every point when both cameras stand at one position (a broadcast camera pans,
+        tilts and zooms about a fixed point, as :func:`camera_track` draws it): the true camera
+        motion that camera-motion compensation estimates.
+        """
+        if not np.allclose(self.position, other.position):
+            raise ValueError("the cameras stand at different positions: no single image homography")
+        return other.intrinsics @ other.rotation @ self.rotation.T @ np.linalg.inv(self.intrinsics)
+
     def plane_homography(self, origin: np.ndarray, u_axis: np.ndarray, v_axis: np.ndarray) -> np.ndarray:
         """Homography from plane coordinates ``(u, v)`` (metres along the axes) to pixels."""
         r = self.rotation

@@ -167,13 +167,40 @@ class _Scene:
     overlay: Overlay | None
 
 
-def _build(folder: Path, name: str, number: int, cfg: SynthConfig) -> None:
-    r_cast, r_motion, r_cam, r_others, r_render, r_det, r_game = np.random.default_rng([cfg.seed, number]).spawn(7)
+@dataclass(frozen=True, eq=False)
+class _Play:
+    """The match of one clip before rendering: who plays, how they move, where the camera looks."""
+
+    cast: Cast
+    near_goal: bool
+    motion: Motion
+    cams: list[Camera]
+    rngs: list[np.random.Generator]  # the clip's remaining streams: others, render, detections, game info
+
+
+def _play(number: int, cfg: SynthConfig) -> _Play:
+    r_cast, r_motion, r_cam, *rngs = np.random.default_rng([cfg.seed, number]).spawn(7)
     cast = build_cast(r_cast, cfg.players_per_team, cfg.referees, cfg.close_kits_prob, cfg.unknown_jersey_prob)
     near_goal = bool(r_motion.random() < cfg.goal_action_prob)
     motion = simulate(cast.agents, cfg.frames, cfg.fps, sample_start(r_motion, near_goal), r_motion)
     cams = camera_track(motion.ball, cfg.fps, cfg.width, cfg.height, sample_rig(r_cam), r_cam)
-    motion = _with_others(cast, motion, cams[0], cfg, r_others)
+    return _Play(cast, near_goal, motion, cams, rngs)
+
+
+def clip_cameras(index: int, cfg: SynthConfig) -> list[Camera]:
+    """The camera of each frame of the ``index``-th clip (0-based) of a dataset, as it was drawn.
+
+    The ground truth of camera motion: ``cams[t - 1].homography_to(cams[t])`` maps frame ``t - 1``'s
+    pixels to frame ``t``'s. Replays the clip's match without rendering it.
+    """
+    return _play(cfg.first_index + index, cfg).cams
+
+
+def _build(folder: Path, name: str, number: int, cfg: SynthConfig) -> None:
+    play = _play(number, cfg)
+    cast, near_goal, cams = play.cast, play.near_goal, play.cams
+    r_others, r_render, r_det, r_game = play.rngs
+    motion = _with_others(cast, play.motion, cams[0], cfg, r_others)
     stadium = build_stadium(r_render, [k.shirt for k in cast.kits.teams])
     light = float(r_render.uniform(-1.0, 1.0))
     game = _game_info(r_game, cfg, near_goal)
