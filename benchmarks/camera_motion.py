@@ -146,19 +146,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="OpenCV threads")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    cv2.setNumThreads(args.threads)
     cfg = SynthConfig(seqs=args.seqs, frames=args.frames, width=args.size[0], height=args.size[1], seed=args.seed)
     clips = load_clips(args.work / f"clips_seed{cfg.seed}_{cfg.seqs}x{cfg.frames}_{cfg.width}x{cfg.height}", cfg)
     pts = grid(cfg.width, cfg.height)
     motion = float(np.mean([np.linalg.norm(_homography(t, pts) - pts, axis=1).mean()
                             for c in clips for t in c.truth if t is not None]))
-    rows = {}
-    for name, make in variants():
-        if make is None:
-            log.info("skipped %s (pip install -e '.[bench]')", name)
-            continue
-        rows[name] = measure(make, clips, pts)
-        log.info("%s: %.2f px, %.1f ms/frame", name, rows[name]["err"], rows[name]["ms"])
+    rows, threads = {}, cv2.getNumThreads()
+    cv2.setNumThreads(args.threads)
+    try:
+        for name, make in variants():
+            if make is None:
+                log.info("skipped %s (pip install -e '.[bench]')", name)
+                continue
+            rows[name] = measure(make, clips, pts)
+            log.info("%s: %.2f px, %.1f ms/frame", name, rows[name]["err"], rows[name]["ms"])
+    finally:
+        cv2.setNumThreads(threads)
     print(table(rows, motion))
     return 0
 
