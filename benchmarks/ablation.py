@@ -41,9 +41,13 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=40)
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--seed", type=int, default=21)
+    parser.add_argument("--crops-per-identity", type=int, default=6,
+                        help="crop cap per identity (the preset's 2 suits its 10-frame clips, not these)")
     args = parser.parse_args()
 
-    base = load_experiment(args.config, [f"train.epochs={args.epochs}", "train.device=cpu"])
+    base = load_experiment(args.config, [f"train.epochs={args.epochs}", "train.device=cpu",
+                                         f"crops.max_per_identity={args.crops_per_identity}",
+                                         "train.min_frame_gap=10"])
     data, store = args.work / "data", args.work / "crops"
     if not (store / "index.parquet").exists():
         generate_dataset(data, SynthConfig(seqs=args.seqs, frames=args.frames, seed=args.seed))

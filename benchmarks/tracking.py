@@ -219,7 +219,9 @@ def generated_sequences(work: Path, cfg: SynthConfig) -> Path:
 
 def train_small_model(work: Path, synth: SynthConfig, epochs: int, device: str) -> Path:
     """Train PRTReID with ``configs/train_cpu_small.yaml`` on its own generated clips; returns model.pt."""
-    cfg = load_experiment(SMALL_CONFIG, [f"train.epochs={epochs}", f"train.device={device}"])
+    # 6 crops per identity: the preset caps at 2 for the demo's 10-frame clips, these are longer
+    cfg = load_experiment(SMALL_CONFIG, [f"train.epochs={epochs}", f"train.device={device}",
+                                         "crops.max_per_identity=6", "train.min_frame_gap=10"])
     tag = f"seed{synth.seed}_{synth.seqs}x{synth.frames}_e{epochs}"
     data, store, run = work / f"train_{tag}", work / f"crops_{tag}", work / f"model_{tag}"
     if not (store / "index.parquet").exists():

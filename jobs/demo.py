@@ -68,7 +68,8 @@ def main() -> None:
     """Generate a league, train PRTReID, evaluate it, track unseen clips, evaluate and render."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("demo_out"))
-    parser.add_argument("--train-seqs", type=int, default=40)
+    parser.add_argument("--train-seqs", type=int, default=120)
+    parser.add_argument("--train-frames", type=int, default=10)
     parser.add_argument("--test-seqs", type=int, default=2)
     parser.add_argument("--epochs", type=int, help="training epochs (default: the preset's)")
     parser.add_argument("--fresh", action="store_true", help="delete --out first")
@@ -81,7 +82,8 @@ def main() -> None:
     demo = Demo()
 
     demo.run("Generate training clips (SoccerNet-Tracking layout; many short matches for kit variety)",
-             ["synth", "--out", str(train_data), "--seqs", str(args.train_seqs), "--frames", "25", "--seed", "7"])
+             ["synth", "--out", str(train_data), "--seqs", str(args.train_seqs), "--frames", str(args.train_frames),
+              "--seed", "7"])
     demo.run("Generate unseen test clips (other seed: new kits, players, camera paths)",
              ["synth", "--out", str(test_data), "--seqs", str(args.test_seqs), "--frames", "100", "--seed", "1001",
               "--first-index", "101"])
