@@ -72,6 +72,9 @@ def main() -> None:
     parser.add_argument("--train-frames", type=int, default=10)
     parser.add_argument("--test-seqs", type=int, default=2)
     parser.add_argument("--epochs", type=int, help="training epochs (default: the preset's)")
+    parser.add_argument("--train-minutes", type=float, default=4.0,
+                        help="fewer epochs than the preset's where they would not fit in about this many minutes "
+                             "(judged by the first epoch's time on this machine); 0: the preset's epochs")
     parser.add_argument("--fresh", action="store_true", help="delete --out first")
     args = parser.parse_args()
     if args.fresh and args.out.exists():
@@ -90,6 +93,7 @@ def main() -> None:
     demo.run("Build the re-id crop store", ["crops", "--data", str(train_data), "--out", str(out / "crops"),
                                            "--config", "configs/train_cpu_small.yaml", "--json"])
     epochs = ["--set", f"train.epochs={args.epochs}"] if args.epochs else []
+    epochs += ["--set", f"train.budget_minutes={args.train_minutes}"]
     demo.job("Train PRTReID (re-id + team + role) on Ray Train, 2 DDP workers", train_job.main,
              ["--config", "configs/train_cpu_small.yaml", *epochs,
               "--data", str((out / "crops").resolve()), "--storage", str((out / "ray").resolve()),
@@ -119,7 +123,8 @@ def write_report(out: Path, run: Path, tracks: Path, test_data: Path, times: dic
     history = json.loads((run / "history.json").read_text())
     final = history[-1]
     tracking = evaluate_tracking(test_data, tracks)
-    lines = ["# PRTReID demo report", "", "## Re-id model (held-out sequences of the training set, last epoch)", "",
+    lines = ["# PRTReID demo report", "",
+             f"## Re-id model (held-out sequences of the training set, after epoch {len(history)})", "",
              "| mAP | rank-1 | team acc | role acc | role macro-F1 |", "|---|---|---|---|---|",
              "| " + " | ".join(f"{final.get(k, float('nan')):.3f}"
                               for k in ("mAP", "rank1", "team_acc", "role_acc", "role_macro_f1")) + " |",

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from prtreid.data.crops import read_crop_index
+from prtreid.train.budget import cpu_bf16_native, epochs_within, saved_epochs
 from prtreid.train.checkpoint import load_checkpoint, load_model
 from prtreid.train.config import ExperimentConfig, TrainConfig, experiment_from_dict, load_experiment
 from prtreid.train.evaluate import evaluate_store
@@ -18,7 +19,7 @@ from prtreid.errors import ConfigError
 
 def tiny_config(epochs: int = 4) -> ExperimentConfig:
     return experiment_from_dict({
-        "model": {"backbone": "resnet18", "image_size": [128, 64], "embed_dim": 128},
+        "model": {"backbone": "resnet18", "image_size": [96, 48], "embed_dim": 128},
         "sampler": {"p_ids": 6, "k_instances": 3, "matches_per_batch": 2},
         "train": {"epochs": epochs, "lr": 1e-3, "warmup_epochs": 0.5, "device": "cpu", "batch_eval": 128},
     })
@@ -36,7 +37,7 @@ def test_training_beats_the_untrained_model(trained, crop_store: Path) -> None:
     untrained, meta = load_model(out / "model.pt")
     untrained.load_state_dict(type(untrained).from_config(
         tiny_config().model, meta["num_roles"], meta["num_ids"]).state_dict())
-    before = evaluate_store(untrained, crop_store, torch.device("cpu"), image_size=(128, 64),
+    before = evaluate_store(untrained, crop_store, torch.device("cpu"), image_size=(96, 48),
                             role_names=tuple(meta["role_names"]))
     after = history[-1]
     assert after["mAP"] > before["mAP"] + 0.1, (before["mAP"], after["mAP"])
@@ -52,7 +53,7 @@ def test_model_file_round_trips_bit_exact(trained) -> None:
     out, _ = trained
     model, meta = load_model(out / "model.pt")
     again, _ = load_model(out / "checkpoint.pt")
-    x = torch.randn(2, 3, 128, 64)
+    x = torch.randn(2, 3, 96, 48)
     a, b = model(x), again(x)
     assert torch.equal(a.embeddings["foreground"], b.embeddings["foreground"])
     assert meta["role_names"] == ["player", "goalkeeper", "referee", "other"]
@@ -80,12 +81,13 @@ def test_lr_schedule_warms_up_then_decays() -> None:
 def test_autocast_dtype_per_device() -> None:
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert autocast_dtype(TrainConfig(), cpu) is None
-    assert autocast_dtype(TrainConfig(cpu_amp=True), cpu) == torch.bfloat16
+    assert autocast_dtype(TrainConfig(cpu_amp=True), cpu) == (torch.bfloat16 if cpu_bf16_native() else None)
     assert autocast_dtype(TrainConfig(), cuda) == torch.float16
     assert autocast_dtype(TrainConfig(amp_dtype="bfloat16"), cuda) == torch.bfloat16
     assert autocast_dtype(TrainConfig(amp=False, cpu_amp=True), cuda) is None
 
 
+@pytest.mark.skipif(not cpu_bf16_native(), reason="this CPU has no AVX512-BF16 or AMX-BF16: cpu_amp trains in float32")
 def test_bfloat16_cpu_training_learns(crop_store: Path, tmp_path: Path) -> None:
     cfg = tiny_config(epochs=2)
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, cpu_amp=True))
@@ -106,3 +108,22 @@ def test_experiment_config_errors_name_file_and_key(tmp_path: Path) -> None:
     cfg = load_experiment(None, ["train.epochs=2", "model.backbone=resnet18"])
     assert cfg.train.epochs == 2
     assert experiment_from_dict(dataclasses.asdict(cfg)) == cfg
+
+
+def test_epochs_within_the_budget() -> None:
+    assert epochs_within(10.0, 50.0, 12) == 12  # all 12 fit in 10 min
+    assert epochs_within(2.0, 50.0, 12) == 2  # 120 s affords 2.4 epochs
+    assert epochs_within(0.1, 50.0, 12) == 1  # never fewer than one
+    with pytest.raises(ConfigError, match="budget_minutes"):
+        TrainConfig(budget_minutes=-1)
+
+
+def test_budgeted_run_trains_what_fits_and_resumes_with_it(crop_store: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(epochs=3)
+    tight = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, budget_minutes=1e-4))
+    history = fit(tight, crop_store, tmp_path)
+    assert [h["epoch"] for h in history] == [1] and "mAP" in history[0]  # the last epoch is evaluated
+    assert saved_epochs(tmp_path / "checkpoint.pt") == 1
+    assert (tmp_path / "model.pt").exists()
+    roomy = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, budget_minutes=60.0))
+    assert fit(roomy, crop_store, tmp_path) == history  # the finished run keeps its schedule

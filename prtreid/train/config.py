@@ -34,7 +34,12 @@ class TrainConfig:
         amp: mixed precision autocast when training on CUDA.
         amp_dtype: ``float16`` (with a grad scaler) or ``bfloat16`` (no scaler; Ampere and newer).
         cpu_amp: bfloat16 autocast when training on CPU: 1.3-1.7x the samples/s on a CPU with
-            AVX512-BF16 (benchmarks/train_throughput.py); without those instructions, slower.
+            AVX512-BF16 (benchmarks/train_throughput.py). Ignored, with a warning, on a CPU without
+            AVX512-BF16 or AMX-BF16, where emulated bfloat16 was 24x slower than float32.
+        budget_minutes: when above 0, after the first epoch ``epochs`` becomes the most epochs
+            whose training (timed on that epoch, the slowest worker; evaluation not counted) fits
+            in about this many minutes, never more than ``epochs``; the LR schedule follows. For
+            demos on machines of unknown speed; runs meant to be compared leave it at 0.
         grad_clip: max gradient norm, 0 to disable.
         batch_eval: batch size of feature extraction.
         num_workers: data-loader worker processes.
@@ -57,6 +62,7 @@ class TrainConfig:
     amp: bool = True
     amp_dtype: Literal["float16", "bfloat16"] = "float16"
     cpu_amp: bool = False
+    budget_minutes: float = 0.0
     grad_clip: float = 5.0
     batch_eval: int = 64
     num_workers: int = 0
@@ -70,6 +76,8 @@ class TrainConfig:
             raise ConfigError(f"train.epochs: must be at least 1, got {self.epochs}")
         if self.lr <= 0:
             raise ConfigError(f"train.lr: must be positive, got {self.lr}")
+        if self.budget_minutes < 0:
+            raise ConfigError(f"train.budget_minutes: must be 0 (off) or positive, got {self.budget_minutes}")
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from prtreid.data.reid_dataset import ReidDataset
 from prtreid.data.sampler import MatchBatchSampler
 from prtreid.model.losses import MultiTaskLoss
 from prtreid.model.prtreid import PRTReID
+from prtreid.train.budget import cpu_bf16_native, epochs_within, saved_epochs, slowest_rank
 from prtreid.train.checkpoint import load_checkpoint, model_meta, save_checkpoint, save_model, unwrap
 from prtreid.train.config import ExperimentConfig, TrainConfig
 from prtreid.train.evaluate import evaluate_store
@@ -131,19 +132,29 @@ def fit(cfg: ExperimentConfig, store: str | Path, out_dir: str | Path,
     model.role_head.set_prior_correction(*role_priors(train_set.roles, sampler, len(role_names)))
     model = model.to(device)
     criterion = MultiTaskLoss(cfg.loss, role_names=tuple(role_names))
+    amp_dtype = autocast_dtype(cfg.train, device)
+    checkpoint = rt.resume_from or out_dir / CHECKPOINT
+    budgeted = cfg.train.budget_minutes > 0
+    if budgeted:  # a resumed budgeted run keeps the epoch count it chose, and so its LR schedule
+        cfg = _with_epochs(cfg, saved_epochs(Path(checkpoint)) or cfg.train.epochs)
     optimizer = build_optimizer(model, cfg.train)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.train, max(1, len(sampler))))
-    amp_dtype = autocast_dtype(cfg.train, device)
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
-    start, history = _maybe_resume(rt.resume_from or out_dir / CHECKPOINT, model, optimizer, scheduler, scaler)
+    start, history = _maybe_resume(checkpoint, model, optimizer, scheduler, scaler)
     model = rt.wrap_model(model)
     experiment = dataclasses.asdict(cfg)
-    for epoch in range(start, cfg.train.epochs):
+    epoch = start
+    while epoch < cfg.train.epochs:
         sampler.set_epoch(epoch)
+        began = time.perf_counter()
         metrics = {"epoch": epoch + 1} | train_epoch(model, loader, criterion, optimizer, scheduler, scaler,
                                                       device, cfg.train, show=rt.progress and rt.rank == 0,
                                                       desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
                                                       kit_hue_p=cfg.augment.kit_hue_p, amp_dtype=amp_dtype)
+        if budgeted and epoch == 0:
+            cfg = _cut_to_budget(cfg, slowest_rank(time.perf_counter() - began))
+            scheduler.lr_lambdas = [lr_lambda(cfg.train, max(1, len(sampler)))]
+            experiment = dataclasses.asdict(cfg)
         last = epoch + 1 == cfg.train.epochs
         if rt.rank == 0 and (last or (epoch + 1) % cfg.train.eval_every == 0):
             metrics |= _scalar(evaluate_store(unwrap(model), store, device, image_size=cfg.model.image_size,
@@ -158,16 +169,36 @@ def fit(cfg: ExperimentConfig, store: str | Path, out_dir: str | Path,
                 save_model(out_dir / MODEL, model, meta, metrics)
         if rt.on_epoch is not None:
             rt.on_epoch(epoch, metrics, out_dir if rt.rank == 0 else None)
+        epoch += 1
     return history
 
 
 def autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of training on ``device`` (``None``: full precision)."""
+    """The autocast dtype of training on ``device`` (``None``: full precision).
+
+    ``cpu_amp`` gives bfloat16 only on a CPU that has it in hardware; elsewhere it is emulated and
+    many times slower than float32, so the run stays in float32 and says so.
+    """
     if device.type == "cuda" and cfg.amp:
         return getattr(torch, cfg.amp_dtype)
     if device.type == "cpu" and cfg.cpu_amp:
-        return torch.bfloat16
+        if cpu_bf16_native():
+            return torch.bfloat16
+        log.warning("train.cpu_amp: this CPU has no AVX512-BF16 or AMX-BF16, where bfloat16 is many times "
+                    "slower than float32; training in float32")
     return None
+
+
+def _with_epochs(cfg: ExperimentConfig, epochs: int) -> ExperimentConfig:
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=epochs))
+
+
+def _cut_to_budget(cfg: ExperimentConfig, first_epoch_s: float) -> ExperimentConfig:
+    """``cfg`` with as many epochs as ``train.budget_minutes`` affords, judged by the first epoch's time."""
+    epochs = epochs_within(cfg.train.budget_minutes, first_epoch_s, cfg.train.epochs)
+    log.info("train.budget_minutes=%g: the first epoch trained in %.0f s -> %d of %d epochs",
+             cfg.train.budget_minutes, first_epoch_s, epochs, cfg.train.epochs)
+    return _with_epochs(cfg, epochs)
 
 
 def train_epoch(model: nn.Module, loader: DataLoader, criterion: MultiTaskLoss,
