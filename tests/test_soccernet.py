@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from prtreid.data.crops import CropConfig, build_crops
 from prtreid.data.gamestate import read_gamestate
 from prtreid.data.soccernet import (
     find_sequences,
@@ -184,6 +185,20 @@ def test_sequence_round_trip(tmp_path: Path) -> None:
         np.testing.assert_allclose(a.conf, b.conf)
     assert find_sequences(tmp_path) == [tmp_path / "SNMOT-900"]
     assert load_sequence(tmp_path / "SNMOT-900").frame_path(3).name == "000003.jpg"
+
+
+def test_linked_sequence_folders_are_found_once(tmp_path: Path) -> None:
+    write_sequence(_sequence(), tmp_path / "store" / "SNMOT-900")
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "SNMOT-900").symlink_to(tmp_path / "store" / "SNMOT-900", target_is_directory=True)
+    (linked / "loop").symlink_to(linked, target_is_directory=True)
+    assert find_sequences(linked) == [linked / "SNMOT-900"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert find_sequences(empty) == []
+    with pytest.raises(FileNotFoundError, match="no sequence folders"):
+        build_crops(empty, tmp_path / "crops", CropConfig())
 
 
 def test_gt_beyond_sequence_length_is_refused(tmp_path: Path) -> None:

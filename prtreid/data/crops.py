@@ -242,6 +242,8 @@ def crop_sequence(seq: Sequence, out_dir: Path, cfg: CropConfig) -> pd.DataFrame
 
 def _load_sequences(data_dir: str | Path) -> list[Sequence]:
     sequences = [load_sequence(p, load_det=False) for p in find_sequences(data_dir)]
+    if not sequences:
+        raise FileNotFoundError(f"{data_dir}: no sequence folders (with seqinfo.ini or Labels-GameState.json)")
     names = [s.name for s in sequences]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:

@@ -19,6 +19,7 @@ The Game State Reconstruction JSON format is read by :mod:`prtreid.data.gamestat
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -294,15 +295,23 @@ def write_sequence(seq: Sequence, root: str | Path) -> Path:
 def find_sequences(root: str | Path) -> list[Path]:
     """Sequence folders below ``root`` (or ``root`` itself), sorted by path.
 
-    A folder is a sequence when it holds ``seqinfo.ini`` or ``Labels-GameState.json``.
+    A folder is a sequence when it holds ``seqinfo.ini`` or ``Labels-GameState.json``. Symbolic
+    links to folders are followed (a dataset assembled from links to another), each real folder once.
     """
     root = Path(root)
     if not root.exists():
         raise FileNotFoundError(f"{root}: no such folder")
     markers = ("seqinfo.ini", "Labels-GameState.json")
-    if any((root / m).exists() for m in markers):
-        return [root]
-    found = {p.parent for m in markers for p in root.rglob(m)}
+    found, seen = [], set()
+    for folder, subfolders, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            subfolders.clear()
+            continue
+        seen.add(real)
+        if any(m in files for m in markers):
+            found.append(Path(folder))
+            subfolders.clear()  # a sequence's own folders (img1, gt) hold no sequence
     return sorted(found)
 
 
