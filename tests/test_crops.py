@@ -224,10 +224,10 @@ def test_failed_rebuild_leaves_no_index(data_dir: Path, tmp_path: Path) -> None:
 
 def test_rebuild_keeps_no_crop_of_an_earlier_build(data_dir: Path, tmp_path: Path) -> None:
     src = tmp_path / "data"
-    shutil.copytree(data_dir / "test", src)
+    shutil.copytree(data_dir, src)
     out = tmp_path / "crops"
     build_crops(src, out, CFG)
-    shutil.rmtree(src / "SNMOT-103")
+    shutil.rmtree(src / "test" / "SNMOT-103")
     build_crops(src, out, CFG)
     listed = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.suffix in (".jpg", ".png")}
     index = read_crop_index(out)
