@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from prtreid.cli import main as cli
 from prtreid.config import from_dict
 from prtreid.data.masks import PART_STRIDE, decode_parts, read_part_map
 from prtreid.data.soccernet import read_sequence
@@ -237,3 +238,12 @@ def test_config_validation() -> None:
         from_dict(SynthConfig, {"framez": 10})
     with pytest.raises(ValueError):
         SynthConfig(close_kits_prob=1.5)
+
+
+def test_synth_command_sets_any_config_field(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    args = ["synth", "--out", str(tmp_path), "--seqs", "1", "--frames", "2", "--width", "160", "--height", "90"]
+    assert cli([*args, "--set", "referees=0", "--set", "others_prob=0"]) == 0
+    seq = read_sequence(tmp_path / "SNMOT-001")
+    assert {t.role for t in seq.tracks.values()} <= {"player", "goalkeeper", "ball"}
+    assert cli([*args, "--set", "referee=0"]) == 2
+    assert "unknown key referee" in capsys.readouterr().err

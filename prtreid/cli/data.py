@@ -19,6 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--width", type=int, default=960)
     p.add_argument("--height", type=int, default=540)
     p.add_argument("--first-index", type=int, default=1, help="number of the first sequence name (SNMOT-001)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other SynthConfig field, e.g. --set goal_action_prob=0.8 (repeatable)")
     p.set_defaults(func=run_synth)
 
     p = sub.add_parser("crops", help="build the re-id crop store from sequences")
@@ -31,10 +33,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_synth(args: argparse.Namespace) -> int:
     """``prtreid synth``."""
+    from prtreid.config import from_dict, merge, parse_override
     from prtreid.data.synth import SynthConfig, generate_dataset
 
-    cfg = SynthConfig(seqs=args.seqs, frames=args.frames, width=args.width, height=args.height,
-                      seed=args.seed, first_index=args.first_index)
+    fields = {"seqs": args.seqs, "frames": args.frames, "width": args.width, "height": args.height,
+              "seed": args.seed, "first_index": args.first_index}
+    for text in args.overrides:
+        fields = merge(fields, parse_override(text))
+    cfg = from_dict(SynthConfig, fields, source="prtreid synth --set")
     progress, close = bar("synth", unit="seq")
     try:
         paths = generate_dataset(args.out, cfg, progress=progress)
