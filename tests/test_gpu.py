@@ -1,4 +1,5 @@
-"""CUDA paths: mixed-precision training steps, CPU/GPU agreement of the model file, YOLO on the GPU.
+"""CUDA paths: mixed-precision training steps, CPU/GPU agreement of the model file, a budgeted run whose
+epoch time goes through NCCL, YOLO on the GPU.
 
 Skipped where no CUDA device is present (CI); run on a GPU machine with ``pytest -m gpu``.
 """
@@ -6,12 +7,14 @@ Skipped where no CUDA device is present (CI); run on a GPU machine with ``pytest
 from __future__ import annotations
 
 import math
+import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from prtreid.train.budget import saved_epochs, slowest_rank
 from prtreid.train.checkpoint import load_model
 from prtreid.train.config import experiment_from_dict
 from prtreid.train.loop import fit
@@ -46,7 +49,28 @@ def test_amp_training_on_cuda_learns_and_loads_on_cpu(amp_dtype: str, team_loss:
     assert torch.nn.functional.cosine_similarity(a, b).min() > 0.9999
 
 
+def test_budgeted_cuda_run_times_its_epoch_through_nccl(crop_store: Path, tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    torch.cuda.set_device(0)
+    torch.distributed.init_process_group("nccl", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    try:
+        assert slowest_rank(2.5) == 2.5  # the all-reduce runs on the GPU under NCCL
+        cfg = experiment_from_dict({
+            "model": {"backbone": "resnet18", "image_size": [96, 48], "embed_dim": 128},
+            "sampler": {"p_ids": 6, "k_instances": 3, "matches_per_batch": 2},
+            "train": {"epochs": 3, "device": "cuda", "amp": True, "budget_minutes": 1e-4, "eval_every": 3},
+        })
+        history = fit(cfg, crop_store, tmp_path)
+    finally:
+        torch.distributed.destroy_process_group()
+    assert [h["epoch"] for h in history] == [1] and "mAP" in history[0]
+    assert saved_epochs(tmp_path / "checkpoint.pt") == 1
+
+
 def test_yolo_detects_on_cuda() -> None:
+    pytest.importorskip("ultralytics")
     from prtreid.detect.factory import make_detector
     from prtreid.detect.base import DetectorConfig
 
