@@ -23,6 +23,7 @@ pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 
 
+@pytest.mark.filterwarnings("error:Detected call of `lr_scheduler.step\\(\\)` before `optimizer.step\\(\\)`")
 @pytest.mark.parametrize(("amp_dtype", "team_loss"),
                          [("float16", "triplet"), ("bfloat16", "triplet"), ("float16", "supcon")])
 def test_amp_training_on_cuda_learns_and_loads_on_cpu(amp_dtype: str, team_loss: str, crop_store: Path,

@@ -228,8 +228,8 @@ def train_epoch(model: nn.Module, loader: DataLoader, criterion: MultiTaskLoss,
         autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else nullcontext()
         with autocast:
             terms = criterion(model(batch["image"]), batch)
-        _step(terms["total"], model, optimizer, scaler, cfg.grad_clip)
-        scheduler.step()
+        if _step(terms["total"], model, optimizer, scaler, cfg.grad_clip):
+            scheduler.step()
         samples += len(batch["image"])
         for k, v in terms.items():
             sums[k] = sums.get(k, 0.0) + float(v.detach())
@@ -242,7 +242,9 @@ def train_epoch(model: nn.Module, loader: DataLoader, criterion: MultiTaskLoss,
 
 
 def _step(loss: torch.Tensor, model: nn.Module, optimizer: torch.optim.Optimizer, scaler: Any,
-          grad_clip: float) -> None:
+          grad_clip: float) -> bool:
+    """Backward and optimizer step; False when the float16 grad scaler skipped the step (inf/NaN
+    gradients, as on the first steps while it finds its scale), so the LR schedule counts only updates."""
     optimizer.zero_grad(set_to_none=True)
     if scaler is None:
         loss.backward()
@@ -253,9 +255,11 @@ def _step(loss: torch.Tensor, model: nn.Module, optimizer: torch.optim.Optimizer
         nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     if scaler is None:
         optimizer.step()
-    else:
-        scaler.step(optimizer)
-        scaler.update()
+        return True
+    scale = scaler.get_scale()
+    scaler.step(optimizer)
+    scaler.update()
+    return scaler.get_scale() >= scale
 
 
 def _maybe_resume(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
