@@ -3,10 +3,10 @@
 The CPU preset's speed depends on the CPU far more than on its core count. On 2 cores of an AMD
 EPYC with AVX512-BF16, bfloat16 autocast trains 1.3-1.7x faster than float32; on 2 cores of an
 AVX2-only EPYC a step takes 0.62 s in float32 and about 15 s under bfloat16 autocast (emulated).
-So bfloat16 is used only
-where the CPU has it, and a run can be given minutes instead of epochs (``train.budget_minutes``):
-after its first epoch, the slowest worker's time for that epoch sets how many epochs fit, and the
-learning-rate schedule is stretched over that many (the first epoch's warm-up is unchanged).
+So bfloat16 is used only where the CPU has it, and a run can be given minutes instead of epochs
+(``train.budget_minutes``): after its first epoch, the slowest worker's time for that epoch sets how
+many epochs fit, and the learning-rate schedule is stretched over that many (the first epoch's
+warm-up is unchanged).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from prtreid.train.checkpoint import load_checkpoint
+
 
 def cpu_bf16_native() -> bool:
     """Whether this CPU runs bfloat16 matrix maths in hardware (AVX512-BF16 or AMX-BF16)."""
