@@ -34,11 +34,15 @@ class Embedder:
     """Runs PRTReID on the detections of a batch of frames.
 
     Crops are cut from the frames on the model's device with RoIAlign (bilinear, aligned corners),
-    so a whole batch of frames is one tensor transfer and one forward pass.
+    so a whole batch of frames is one tensor transfer and one forward pass. On a CPU the model runs
+    in ``channels_last`` memory format, which oneDNN's convolutions take faster: 1.4-1.5x the frames
+    per second of the default layout with the CPU preset's model (``benchmarks/embed_layout.py``),
+    the same features within 1e-6. On a GPU, where it was not measured, the layout is left alone.
     """
 
     def __init__(self, model: PRTReID, device: torch.device, max_crops: int = 256, amp: bool = False) -> None:
-        self.model = model.to(device).eval()
+        layout = torch.channels_last if device.type == "cpu" else torch.preserve_format
+        self.model = model.to(device, memory_format=layout).eval()
         self.device = device
         self.size = tuple(model.cfg.image_size)
         self.max_crops = max_crops

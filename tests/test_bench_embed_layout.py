@@ -1,0 +1,40 @@
+"""benchmarks/embed_layout.py on a tiny generated clip, and the Embedder's CPU layout itself."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from prtreid.model.prtreid import ModelConfig, PRTReID
+from prtreid.pipeline.embed import Embedder
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "embed_layout.py"
+
+
+def _load_bench():
+    spec = importlib.util.spec_from_file_location("bench_embed_layout", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_embedder_runs_the_model_channels_last_on_cpu() -> None:
+    model = PRTReID.from_config(ModelConfig(image_size=(64, 32)), num_roles=4)
+    conv = Embedder(model, torch.device("cpu")).model.backbone.model.conv1.weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+
+
+def test_both_layouts_are_timed_and_give_the_same_features(capsys: pytest.CaptureFixture) -> None:
+    assert _load_bench().main(["--seqs", "1", "--frames", "4", "--batch-frames", "2", "--rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    rows = re.findall(r"^(channels_last|default).*?\s([\d.]+)\s+([\d.]+)\s+([\d.]+)x$", out, re.MULTILINE)
+    assert [r[0] for r in rows] == ["channels_last", "default"]
+    assert float(rows[1][3]) == 1.0 and all(float(r[1]) > 0 for r in rows)
+    diff = float(re.search(r"between layouts: (\S+)", out)[1])
+    assert diff < 1e-4
