@@ -7,7 +7,7 @@ other, so its ceiling is the serial rate 1 / (sum of per-frame stage times). The
 ratios; "wall" rates include Ray Data start-up and model loading, "in actors" rates only the time
 actors spent on videos (all actors together).
 
-    python benchmarks/bulk.py                        # CPU, generated clips, untrained models
+    python benchmarks/bulk.py                        # CPU, generated clips, untrained YOLOv8n and CPU-preset PRTReID
     python benchmarks/bulk.py --gpu --image-size 256 128 --imgsz 640   # frames/s per GPU
     python benchmarks/bulk.py --gpu --stages-only    # each stage alone (no Ray needed)
 """
@@ -15,6 +15,7 @@ actors spent on videos (all actors together).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import tempfile
 import time
@@ -30,12 +31,15 @@ from prtreid.config import from_dict
 from prtreid.data.frames import open_frames, write_video
 from prtreid.data.synth import SynthConfig, generate_dataset
 from prtreid.detect.factory import make_detector
-from prtreid.model.prtreid import ModelConfig, PRTReID
+from prtreid.model.prtreid import PRTReID
 from prtreid.pipeline.video import PipelineConfig, VideoPipeline
 from prtreid.track.cmc import CameraMotion
 from prtreid.track.tracker import Appearance, Detections, PRTTracker
 from prtreid.track.tracklets import TrackTable
-from prtreid.train.checkpoint import model_meta, save_model
+from prtreid.train.checkpoint import load_model, model_meta, save_model
+from prtreid.train.config import load_experiment
+
+PRESET = Path(__file__).resolve().parents[1] / "configs" / "train_cpu_small.yaml"
 
 
 def make_videos(work: Path, seqs: int, frames: int, width: int, height: int) -> Path:
@@ -47,9 +51,11 @@ def make_videos(work: Path, seqs: int, frames: int, width: int, height: int) -> 
     return out
 
 
-def make_model(path: Path, image_size: tuple[int, int]) -> Path:
-    """An untrained PRTReID (random weights: the cost is what is measured)."""
-    cfg = ModelConfig(image_size=image_size)
+def make_model(path: Path, image_size: tuple[int, int] | None) -> Path:
+    """An untrained PRTReID of the CPU preset's architecture (random weights: the cost is what is
+    measured), at ``image_size`` instead of the preset's 96x48 when given."""
+    cfg = load_experiment(PRESET).model
+    cfg = dataclasses.replace(cfg, image_size=image_size) if image_size else cfg
     roles = ("player", "goalkeeper", "referee", "other")
     save_model(path, PRTReID.from_config(cfg, num_roles=len(roles)), model_meta(cfg, len(roles), 0, roles))
     return path
@@ -161,7 +167,8 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=40)
     p.add_argument("--size", type=int, nargs=2, default=(640, 360), metavar=("W", "H"))
     p.add_argument("--model", type=Path, help="PRTReID model file (default: an untrained one)")
-    p.add_argument("--image-size", type=int, nargs=2, default=(128, 64), metavar=("H", "W"))
+    p.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"),
+                   help="re-id crop size of the untrained model (default: the CPU preset's 96x48)")
     p.add_argument("--detector", default="yolo:yolov8n.yaml")
     p.add_argument("--imgsz", type=int, default=320)
     p.add_argument("--cpus", type=int, default=2, help="CPUs given to Ray")
@@ -171,7 +178,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="prtreid-bench-bulk-"))
     videos = args.videos or make_videos(work, args.seqs, args.frames, *args.size)
-    model = args.model or make_model(work / "model.pt", tuple(args.image_size))
+    model = args.model or make_model(work / "model.pt", tuple(args.image_size) if args.image_size else None)
     device = "cuda" if args.gpu else "cpu"
     untrained = args.detector == "yolo:yolov8n.yaml"  # tiny scores: keep every box so the tracker works
     cfg = from_dict(PipelineConfig, {
@@ -185,7 +192,7 @@ def main() -> None:
     runs = {} if args.stages_only else bulk_runs(videos, work, cfg, model, args, threads)
     where = torch.cuda.get_device_name() if args.gpu else "cpu"
     print(f"\n{int(stages['frames'])} frames in {len(list(videos.glob('*.mp4')))} videos, detector {args.detector} "
-          f"at {args.imgsz}, re-id crops {tuple(args.image_size)}, {where}, {threads} torch thread(s) per actor")
+          f"at {args.imgsz}, re-id crops {tuple(load_model(model)[1]['model_config']['image_size'])}, {where}, {threads} torch thread(s) per actor")
     print(table(stages, runs, 1 if args.gpu else 0))
     shutil.rmtree(work, ignore_errors=True)
 
