@@ -191,8 +191,9 @@ def main() -> None:
     stages = isolated_stages(sorted(videos.glob("*.mp4")), cfg, model)
     runs = {} if args.stages_only else bulk_runs(videos, work, cfg, model, args, threads)
     where = torch.cuda.get_device_name() if args.gpu else "cpu"
+    crop_size = tuple(load_model(model)[1]["model_config"]["image_size"])
     print(f"\n{int(stages['frames'])} frames in {len(list(videos.glob('*.mp4')))} videos, detector {args.detector} "
-          f"at {args.imgsz}, re-id crops {tuple(load_model(model)[1]['model_config']['image_size'])}, {where}, {threads} torch thread(s) per actor")
+          f"at {args.imgsz}, re-id crops {crop_size}, {where}, {threads} torch thread(s) per actor")
     print(table(stages, runs, 1 if args.gpu else 0))
     shutil.rmtree(work, ignore_errors=True)
 
