@@ -1,9 +1,9 @@
 """The bulk pipeline's embed stage on a CPU: the model in ``channels_last`` layout against the default.
 
 :class:`prtreid.pipeline.embed.Embedder` runs the model in ``channels_last`` on a CPU. This script
-times the stage both ways in one process, on generated clips with their ground-truth boxes (what a
-detector would hand over), one layout after the other for each round, and prints frames/s, the
-ratio to the default layout and how far the outputs differ.
+times the stage both ways in one process, on generated clips with their oracle detections (the
+ground-truth people, as ``--detector oracle`` gives them), one layout after the other for each
+round, and prints frames/s, the ratio to the default layout and how far the outputs differ.
 
     python benchmarks/embed_layout.py                       # untrained model of the CPU preset
     python benchmarks/embed_layout.py --model RUN/model.pt --threads 2
@@ -17,12 +17,13 @@ import time
 from pathlib import Path
 from statistics import median
 
-import cv2
 import numpy as np
 import torch
 
+from prtreid.data.frames import open_frames
 from prtreid.data.soccernet import read_sequence
 from prtreid.data.synth import SynthConfig, generate_dataset
+from prtreid.detect.oracle import MotFileDetector
 from prtreid.model.prtreid import PRTReID
 from prtreid.pipeline.embed import Embedder
 from prtreid.train.checkpoint import load_model
@@ -32,14 +33,13 @@ LAYOUTS = {"channels_last (the Embedder's)": torch.channels_last, "default (cont
 
 
 def clips(root: Path, seqs: int, frames: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Frames (BGR) of generated 640x360 clips and their ground-truth boxes (xyxy)."""
+    """Frames (BGR) of generated 640x360 clips and their oracle detections (xyxy, people only)."""
     images, boxes = [], []
     for path in generate_dataset(root, SynthConfig(seqs=seqs, frames=frames, width=640, height=360, seed=5)):
-        seq = read_sequence(path)
-        for frame in range(1, seq.info.seq_length + 1):
-            xywh = seq.gt.box[seq.gt.frame == frame]
-            images.append(cv2.imread(str(seq.frame_path(frame))))
-            boxes.append(np.c_[xywh[:, :2], xywh[:, :2] + xywh[:, 2:]].astype(np.float32))
+        oracle = MotFileDetector.from_sequence(read_sequence(path))
+        for frame, image in open_frames(path):
+            images.append(image)
+            boxes.append(oracle.at_frame(frame).boxes)
     return images, boxes
 
 

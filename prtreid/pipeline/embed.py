@@ -35,7 +35,7 @@ class Embedder:
 
     Crops are cut from the frames on the model's device with RoIAlign (bilinear, aligned corners),
     so a whole batch of frames is one tensor transfer and one forward pass. On a CPU the model runs
-    in ``channels_last`` memory format, which oneDNN's convolutions take faster: 1.4-1.5x the frames
+    in ``channels_last`` memory format, which oneDNN's convolutions take faster: 1.2-1.5x the frames
     per second of the default layout with the CPU preset's model (``benchmarks/embed_layout.py``),
     the same features within 1e-6. On a GPU, where it was not measured, the layout is left alone.
     """
