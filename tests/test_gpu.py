@@ -67,7 +67,7 @@ def test_budgeted_cuda_run_times_its_epoch_through_nccl(crop_store: Path, tmp_pa
     finally:
         torch.distributed.destroy_process_group()
     assert [h["epoch"] for h in history] == [1] and "mAP" in history[0]
-    assert saved_epochs(tmp_path / "checkpoint.pt") == 1
+    assert saved_epochs(load_checkpoint(tmp_path / "checkpoint.pt")) == 1
 
 
 def test_yolo_detects_on_cuda() -> None:

@@ -13,7 +13,7 @@ from prtreid.train.budget import cpu_bf16_native, epochs_within, saved_epochs
 from prtreid.train.checkpoint import load_checkpoint, load_model
 from prtreid.train.config import ExperimentConfig, TrainConfig, experiment_from_dict, load_experiment
 from prtreid.train.evaluate import evaluate_store
-from prtreid.train.loop import autocast_dtype, fit, lr_lambda
+from prtreid.train.loop import autocast_dtype, fit, lr_lambda, reschedule
 from prtreid.errors import ConfigError
 
 
@@ -78,6 +78,23 @@ def test_lr_schedule_warms_up_then_decays() -> None:
     assert (step(10), step(50), step(80)) == (1.0, pytest.approx(0.1), pytest.approx(0.01))
 
 
+def test_budget_stretches_the_schedule_over_the_epochs_it_keeps() -> None:
+    cfg = TrainConfig(epochs=12, warmup_epochs=1, lr=1e-3)
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=cfg.lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, 10))
+    lrs = []
+    for epoch in range(3):
+        if epoch == 1:  # the first epoch was timed: 3 epochs fit
+            reschedule(scheduler, dataclasses.replace(cfg, epochs=3), 10)
+        for _ in range(10):
+            optimizer.step()
+            scheduler.step()
+            lrs.append(scheduler.get_last_lr()[0])
+    assert lrs[9] == pytest.approx(cfg.lr)  # warm-up over, as without a budget
+    assert all(a > b for a, b in zip(lrs[10:], lrs[11:]))  # one cosine over the two epochs left
+    assert lrs[-1] == pytest.approx(cfg.lr * cfg.min_lr_factor)  # ending at its floor, not 1/6 of the way down
+
+
 def test_autocast_dtype_per_device() -> None:
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert autocast_dtype(TrainConfig(), cpu) is None
@@ -123,7 +140,7 @@ def test_budgeted_run_trains_what_fits_and_resumes_with_it(crop_store: Path, tmp
     tight = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, budget_minutes=1e-4))
     history = fit(tight, crop_store, tmp_path)
     assert [h["epoch"] for h in history] == [1] and "mAP" in history[0]  # the last epoch is evaluated
-    assert saved_epochs(tmp_path / "checkpoint.pt") == 1
+    assert saved_epochs(load_checkpoint(tmp_path / "checkpoint.pt")) == 1
     assert (tmp_path / "model.pt").exists()
     roomy = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, budget_minutes=60.0))
     assert fit(roomy, crop_store, tmp_path) == history  # the finished run keeps its schedule

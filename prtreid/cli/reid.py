@@ -65,12 +65,14 @@ def run_train(args: argparse.Namespace) -> int:
 def run_eval(args: argparse.Namespace) -> int:
     """``prtreid eval-reid``."""
     from prtreid.data.crops import CropConfig
+    from prtreid.model.prtreid import inference_layout
     from prtreid.train.checkpoint import load_model
     from prtreid.train.evaluate import evaluate_store
     from prtreid.train.loop import resolve_device
 
     device = resolve_device(args.device)
     model, meta = load_model(args.model, device)
+    model = model.to(memory_format=inference_layout(device))
     with tempfile.TemporaryDirectory(prefix="prtreid-eval-") as tmp:
         cfg = dataclasses.replace(CropConfig(), eval_fraction=1.0, roles=tuple(meta["role_names"]))
         store = crop_store(args.data, Path(tmp), cfg)

@@ -10,7 +10,7 @@ import torch
 from torchvision.ops import roi_align
 
 from prtreid.data.reid_dataset import IMAGENET_MEAN, IMAGENET_STD
-from prtreid.model.prtreid import PRTReID
+from prtreid.model.prtreid import PRTReID, inference_layout
 
 
 @dataclass(frozen=True)
@@ -34,15 +34,12 @@ class Embedder:
     """Runs PRTReID on the detections of a batch of frames.
 
     Crops are cut from the frames on the model's device with RoIAlign (bilinear, aligned corners),
-    so a whole batch of frames is one tensor transfer and one forward pass. On a CPU the model runs
-    in ``channels_last`` memory format, which oneDNN's convolutions take faster: 1.2-1.5x the frames
-    per second of the default layout with the CPU preset's model (``benchmarks/embed_layout.py``),
-    the same features within 1e-6. On a GPU, where it was not measured, the layout is left alone.
+    so a whole batch of frames is one tensor transfer and one forward pass. The model runs in the
+    device's :func:`~prtreid.model.prtreid.inference_layout` (``channels_last`` on a CPU).
     """
 
     def __init__(self, model: PRTReID, device: torch.device, max_crops: int = 256, amp: bool = False) -> None:
-        layout = torch.channels_last if device.type == "cpu" else torch.preserve_format
-        self.model = model.to(device, memory_format=layout).eval()
+        self.model = model.to(device, memory_format=inference_layout(device)).eval()
         self.device = device
         self.size = tuple(model.cfg.image_size)
         self.max_crops = max_crops

@@ -12,11 +12,10 @@ warm-up is unchanged).
 from __future__ import annotations
 
 import math
-from pathlib import Path
+from collections.abc import Mapping
+from typing import Any
 
 import torch
-
-from prtreid.train.checkpoint import load_checkpoint
 
 
 def cpu_bf16_native() -> bool:
@@ -41,9 +40,9 @@ def epochs_within(budget_minutes: float, epoch_seconds: float, max_epochs: int) 
     return max(1, min(max_epochs, math.floor(budget_minutes * 60.0 / max(epoch_seconds, 1e-9))))
 
 
-def saved_epochs(checkpoint: Path) -> int | None:
-    """The epoch count a checkpointed run chose (so a resumed budgeted run keeps its schedule)."""
-    if not checkpoint.exists():
+def saved_epochs(checkpoint: Mapping[str, Any] | None) -> int | None:
+    """The epoch count a loaded checkpoint's run chose (so a resumed budgeted run keeps its schedule)."""
+    if checkpoint is None:
         return None
-    epochs = load_checkpoint(checkpoint).get("experiment", {}).get("train", {}).get("epochs")
+    epochs = checkpoint.get("experiment", {}).get("train", {}).get("epochs")
     return int(epochs) if epochs is not None else None

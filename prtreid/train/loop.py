@@ -94,6 +94,11 @@ def lr_lambda(cfg: TrainConfig, iters_per_epoch: int) -> Callable[[int], float]:
     return factor
 
 
+def reschedule(scheduler: torch.optim.lr_scheduler.LambdaLR, cfg: TrainConfig, iters_per_epoch: int) -> None:
+    """Give ``scheduler`` the schedule of ``cfg`` (a new epoch count) from the step it has reached."""
+    scheduler.lr_lambdas = [lr_lambda(cfg, iters_per_epoch)]
+
+
 def role_priors(roles: np.ndarray, sampler: MatchBatchSampler, num_roles: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Role counts of the training crops and of one epoch of sampled batches (all ranks)."""
     drawn = np.concatenate([roles[b] for b in sampler.epoch_batches()]) if len(sampler) else roles
@@ -133,14 +138,16 @@ def fit(cfg: ExperimentConfig, store: str | Path, out_dir: str | Path,
     model = model.to(device)
     criterion = MultiTaskLoss(cfg.loss, role_names=tuple(role_names))
     amp_dtype = autocast_dtype(cfg.train, device)
-    checkpoint = rt.resume_from or out_dir / CHECKPOINT
+    checkpoint = Path(rt.resume_from or out_dir / CHECKPOINT)
+    saved = load_checkpoint(checkpoint) if checkpoint.exists() else None
     budgeted = cfg.train.budget_minutes > 0
     if budgeted:  # a resumed budgeted run keeps the epoch count it chose, and so its LR schedule
-        cfg = _with_epochs(cfg, saved_epochs(Path(checkpoint)) or cfg.train.epochs)
+        cfg = _with_epochs(cfg, saved_epochs(saved) or cfg.train.epochs)
     optimizer = build_optimizer(model, cfg.train)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.train, max(1, len(sampler))))
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
-    start, history = _maybe_resume(checkpoint, model, optimizer, scheduler, scaler)
+    start, history = _resume(checkpoint, saved, model, optimizer, scheduler, scaler)
+    del saved  # its tensors are copied into the model and optimizer; don't hold a second copy
     model = rt.wrap_model(model)
     experiment = dataclasses.asdict(cfg)
     epoch = start
@@ -153,7 +160,7 @@ def fit(cfg: ExperimentConfig, store: str | Path, out_dir: str | Path,
                                                       kit_hue_p=cfg.augment.kit_hue_p, amp_dtype=amp_dtype)
         if budgeted and epoch == 0:
             cfg = _cut_to_budget(cfg, slowest_rank(time.perf_counter() - began))
-            scheduler.lr_lambdas = [lr_lambda(cfg.train, max(1, len(sampler)))]
+            reschedule(scheduler, cfg.train, max(1, len(sampler)))
             experiment = dataclasses.asdict(cfg)
         last = epoch + 1 == cfg.train.epochs
         if rt.rank == 0 and (last or (epoch + 1) % cfg.train.eval_every == 0):
@@ -262,11 +269,11 @@ def _step(loss: torch.Tensor, model: nn.Module, optimizer: torch.optim.Optimizer
     return scaler.get_scale() >= scale
 
 
-def _maybe_resume(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-                  scaler: Any) -> tuple[int, list[dict[str, Any]]]:
-    if not Path(path).exists():
+def _resume(path: Path, state: dict[str, Any] | None, model: nn.Module, optimizer: torch.optim.Optimizer,
+            scheduler: Any, scaler: Any) -> tuple[int, list[dict[str, Any]]]:
+    """Load ``state`` (the checkpoint read from ``path``, if any): the next epoch and the history so far."""
+    if state is None:
         return 0, []
-    state = load_checkpoint(path)
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
