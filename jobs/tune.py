@@ -65,7 +65,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         q.add_argument("--objective", help="composite weights, e.g. mAP=0.5,team_acc=0.25,role_acc=0.25")
         q.add_argument("--pareto", help="multi-objective search over these metrics, e.g. mAP,team_acc,role_acc")
         q.add_argument("--cpus-per-trial", type=float, help="Tune resources of a trial (default 1)")
-        q.add_argument("--gpus-per-trial", type=float, default=0.0)
+        q.add_argument("--gpus-per-trial", type=float, default=0.0,
+                       help="GPUs of a trial; with --workers-per-trial, any value > 0 gives each worker one")
         q.add_argument("--study-storage", help="Optuna database URL of a shared study (default: OUT/study.db)")
         q.add_argument("--work-dir", help="local folder of the SQLite study when --out is on S3")
         q.add_argument("--no-baseline", action="store_true", help="do not evaluate the space's defaults first")
@@ -78,11 +79,13 @@ def sweep_config(args: argparse.Namespace):
     """The :class:`SweepConfig` of the command line."""
     from prtreid.distributed.tune import SweepConfig
 
-    resources = {}
-    if args.cpus_per_trial is not None or args.gpus_per_trial:
-        resources = {"cpu": args.cpus_per_trial if args.cpus_per_trial is not None else 1.0}
-        resources |= {"gpu": args.gpus_per_trial} if args.gpus_per_trial else {}
     workers = getattr(args, "workers_per_trial", 0)
+    # with DDP workers, each worker takes a GPU; the trial itself only drives them
+    trial_gpus = 0.0 if workers else args.gpus_per_trial
+    resources = {}
+    if args.cpus_per_trial is not None or trial_gpus:
+        resources = {"cpu": args.cpus_per_trial if args.cpus_per_trial is not None else 1.0}
+        resources |= {"gpu": trial_gpus} if trial_gpus else {}
     return SweepConfig(
         name=args.name, num_samples=args.num_samples, max_concurrent_trials=args.max_concurrent,
         seed=args.seed, objective=_weights(args.objective), asha=not getattr(args, "no_asha", True),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -46,6 +47,8 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, source: str = "<dict>",
         source: where the mapping came from (a file name), for error messages.
         prefix: dotted key prefix of ``data`` inside the source, for error messages.
     """
+    if data is not None and not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: {prefix.rstrip('.') or cls.__name__}: expected a mapping, got {type(data).__name__}")
     data = dict(data or {})
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
@@ -77,7 +80,10 @@ def parse_override(text: str) -> dict[str, Any]:
     if "=" not in text:
         raise ConfigError(f"override {text!r}: expected KEY=VALUE with a dotted key")
     key, raw = text.split("=", 1)
-    value = yaml.safe_load(raw) if raw else ""
+    try:
+        value = yaml.safe_load(raw) if raw else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {text!r}: invalid YAML value ({exc})") from None
     for part in reversed(key.strip().split(".")):
         value = {part: value}
     return value

@@ -27,3 +27,7 @@ class FormatError(ValueError):
 
 class ConfigError(ValueError):
     """Invalid configuration; the message names the file (if any) and the key."""
+
+
+class FrameError(RuntimeError):
+    """A frame source could not be opened or decoded; the message names the path."""

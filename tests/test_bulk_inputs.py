@@ -74,6 +74,14 @@ def test_listing_finds_videos_and_sequence_folders(tmp_path: Path) -> None:
         list_inputs(str(tmp_path / "nothing"))
 
 
+def test_listing_keeps_the_suffix_where_two_inputs_would_share_a_name(tmp_path: Path) -> None:
+    for rel in ("m/half1.mp4", "m/half1.mkv", "m/half2.mp4", "m/SNMOT-1.mp4", "m/SNMOT-1/seqinfo.ini"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x")
+    names = [e.name for e in list_inputs(str(tmp_path))]
+    assert names == ["m/SNMOT-1", "m/SNMOT-1.mp4", "m/half1.mkv", "m/half1.mp4", "m/half2"]
+
+
 # ---------------------------------------------------------------- driver-side pieces (no Ray)
 
 def test_plan_skips_complete_results_and_optionally_failed_ones(tmp_path: Path) -> None:

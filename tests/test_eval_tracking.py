@@ -78,6 +78,16 @@ def test_wrong_roles_and_split_teams_are_counted(tmp_path: Path) -> None:
     assert res["role_acc"] == pytest.approx(2 / 3)
 
 
+def test_rows_without_a_role_count_as_wrong(tmp_path: Path) -> None:
+    gt = _gt()
+    root = _write(tmp_path / "gt", gt)
+    _predict(tmp_path / "pred", gt, {1: 0, 2: 1, 3: None}, {1: "player", 2: None, 3: "referee"})
+    path = tmp_path / "pred" / "SNMOT-777.tracks.parquet"
+    table = pd.read_parquet(path)
+    table.astype({"role": "string"}).to_parquet(path)  # the pipeline's dtype: missing is pd.NA
+    assert evaluate_tracking(root, tmp_path / "pred")["SNMOT-777"]["role_acc"] == pytest.approx(2 / 3)
+
+
 def test_missing_prediction_is_a_clear_error(tmp_path: Path) -> None:
     root = _write(tmp_path / "gt", _gt())
     with pytest.raises(FileNotFoundError, match="SNMOT-777.txt"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -57,4 +58,20 @@ def test_bad_videos_raise_frame_errors(tmp_path: Path) -> None:
     data = (tmp_path / "ok.mp4").read_bytes()
     (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])
     with pytest.raises(FrameError, match="cut.mp4"):
+        list(open_frames(tmp_path / "cut.mp4"))
+
+
+def test_a_truncated_video_with_its_index_first_is_an_error(tmp_path: Path) -> None:
+    # "faststart" puts the frame index first: a cut file opens and decodes, only shorter
+    with av.open(str(tmp_path / "fast.mp4"), "w", options={"movflags": "faststart"}) as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 128, 72, "yuv420p"
+        for image in np.random.default_rng(0).integers(0, 255, (40, 72, 128, 3), dtype=np.uint8):
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")))
+        out.mux(stream.encode())
+    assert len(list(open_frames(tmp_path / "fast.mp4"))) == 40
+    data = (tmp_path / "fast.mp4").read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])
+    assert open_frames(tmp_path / "cut.mp4").info.num_frames == 40
+    with pytest.raises(FrameError, match=r"cut\.mp4: truncated or corrupt: decoded \d+ of the 40 frames"):
         list(open_frames(tmp_path / "cut.mp4"))

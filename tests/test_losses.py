@@ -185,6 +185,15 @@ def test_focal_loss_down_weights_confident_correct_predictions() -> None:
     assert focal.item() < 0.01 * F.cross_entropy(logits, targets).item()
 
 
+def test_focal_loss_gradient_stays_finite_on_a_certain_prediction() -> None:
+    logits = torch.tensor([[30.0, 0.0, 0.0], [0.0, 1.0, 0.0]], requires_grad=True)  # row 0: p_t == 1.0
+    for gamma in (0.0, 0.5, 2.0):
+        logits.grad = None
+        focal_loss(logits, torch.tensor([0, 1]), gamma).backward()
+        assert torch.isfinite(logits.grad).all(), gamma
+        assert logits.grad[1].abs().sum() > 0
+
+
 def test_focal_loss_ignores_unlabelled_samples() -> None:
     logits = torch.tensor([[2.0, 0.0], [0.0, 9.0], [1.0, 1.0]])
     targets = torch.tensor([0, -1, 1])
@@ -217,6 +226,12 @@ def test_part_mask_loss_downsamples_and_ignores_unlabelled_pixels() -> None:
     assert torch.all(unlabelled.grad == 0)
     with pytest.raises(ValueError, match="parts"):
         part_mask_loss(logits, torch.full((2, 8, 8), 5))
+    # each cell takes the label at its centre: a one-pixel band at a cell's top edge is not its label
+    band = torch.ones(1, 8, 4, dtype=torch.long)
+    band[0, 0] = 0
+    one_cell = torch.randn(1, 2, 2, 1)
+    expected = F.cross_entropy(one_cell.permute(0, 2, 3, 1).reshape(-1, 2), torch.tensor([1, 1]))
+    assert part_mask_loss(one_cell, band).item() == pytest.approx(expected.item(), rel=1e-6)
 
 
 def _output(num_roles: int = 3, with_ids: bool = True) -> ModelOutput:

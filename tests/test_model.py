@@ -131,6 +131,20 @@ def test_gradients_reach_every_parameter_from_total_loss(team_input: str) -> Non
     assert model.backbone.model.conv1.weight.grad.abs().sum() > 0
 
 
+def test_disabled_terms_still_give_every_parameter_a_gradient() -> None:
+    # DistributedDataParallel stops at the second step on a parameter that got no gradient
+    model = _model(num_roles=4, num_ids=4).train()
+    batch = _batch()
+    off = LossConfig(team_weight=0.0, role_weight=0.0, id_global=0.0, id_foreground=0.0, id_parts=0.0,
+                     mask_weight=0.0)
+    terms = MultiTaskLoss(off)(model(batch["image"]), batch)
+    assert set(terms) == {"triplet_parts", "total"}
+    assert terms["total"].item() == pytest.approx(terms["triplet_parts"].item())
+    terms["total"].backward()
+    assert [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None] == []
+    assert all(p.grad.abs().sum() == 0 for p in model.team_head.parameters())
+
+
 def test_eval_is_deterministic_and_accepts_one_crop() -> None:
     model = _model().eval()
     x = torch.randn(1, 3, H, W)

@@ -68,7 +68,9 @@ def test_tiny_yolo_on_a_video_file(synth_data: Path, untrained_model: Path, tmp_
 
 def test_eval_and_render_commands(synth_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     seq = find_sequences(synth_data)[2]
-    cli(["track", "--input", str(seq), "--out", str(tmp_path)])
+    (tmp_path / "det.yaml").write_text("detector: det\n")  # the config's detector holds without --detector
+    assert cli(["track", "--input", str(seq), "--config", str(tmp_path / "det.yaml"), "--out", str(tmp_path)]) == 0
+    assert json.loads((tmp_path / f"{seq.name}.summary.json").read_text())["config"]["detector"] == "det"
     capsys.readouterr()
     assert cli(["eval-tracking", "--gt", str(seq), "--pred", str(tmp_path), "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
@@ -79,7 +81,7 @@ def test_eval_and_render_commands(synth_data: Path, tmp_path: Path, capsys: pyte
     assert sum(1 for _ in open_frames(tmp_path / "o.mp4")) == 10
 
 
-def test_bad_inputs_fail_with_their_path(synth_data: Path, tmp_path: Path) -> None:
+def test_bad_inputs_fail_with_their_path(synth_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from prtreid.data.frames import FrameError
     from prtreid.errors import ConfigError
     from prtreid.pipeline.video import PipelineConfig, VideoPipeline
@@ -90,6 +92,9 @@ def test_bad_inputs_fail_with_their_path(synth_data: Path, tmp_path: Path) -> No
         pipeline.run(tmp_path / "corrupt.mp4")
     with pytest.raises(FrameError, match="missing.mp4"):
         pipeline.run(tmp_path / "missing.mp4")
+    assert cli(["track", "--input", str(tmp_path / "corrupt.mp4"), "--detector", "yolo:yolov8n.yaml",
+                "--out", str(tmp_path / "out")]) == 2  # a message, not a traceback
+    assert "corrupt.mp4" in capsys.readouterr().err
     seq = find_sequences(synth_data)[0]
     write_video(tmp_path / "ok.mp4", (img for i, img in open_frames(seq) if i <= 3), fps=25)
     with pytest.raises(ConfigError, match="use a learned detector"):
@@ -112,3 +117,17 @@ def test_eval_reid_command(synth_data: Path, untrained_model: Path, capsys: pyte
     assert full["team_acc"] == brief["team_acc"] and full["team_acc_per_sequence"]
     assert set(full["team_acc_per_sequence"]) <= names
     assert len(full["role_confusion"]) == len(full["role_names"]) == 4
+
+
+def test_embedder_crops_boxes_clipped_to_the_frame(untrained_model: Path) -> None:
+    import torch
+
+    from prtreid.pipeline.embed import Embedder
+    from prtreid.train.checkpoint import load_model
+
+    embedder = Embedder(load_model(untrained_model)[0], torch.device("cpu"))
+    frame = np.random.default_rng(0).integers(0, 255, (90, 160, 3), dtype=np.uint8)
+    past_the_edges = np.array([[-20.0, 10, 20, 80], [140, -5, 175, 60]])
+    clipped = np.array([[0.0, 10, 20, 80], [140, 0, 160, 60]])
+    a, b = (embedder.embed([frame], [boxes])[0] for boxes in (past_the_edges, clipped))
+    assert np.allclose(a.feats, b.feats, atol=1e-5) and np.allclose(a.team, b.team, atol=1e-5)

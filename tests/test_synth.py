@@ -247,3 +247,14 @@ def test_synth_command_sets_any_config_field(tmp_path: Path, capsys: pytest.Capt
     assert {t.role for t in seq.tracks.values()} <= {"player", "goalkeeper", "ball"}
     assert cli([*args, "--set", "referee=0"]) == 2
     assert "unknown key referee" in capsys.readouterr().err
+
+
+def test_crops_command_takes_any_experiment_config(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    data = tmp_path / "data"
+    assert cli(["synth", "--out", str(data), "--seqs", "1", "--frames", "2", "--width", "160", "--height", "90"]) == 0
+    gpu = Path(__file__).resolve().parents[1] / "configs" / "train_gpu_resnet50.yaml"  # no crops section
+    assert cli(["crops", "--data", str(data), "--out", str(tmp_path / "crops"), "--config", str(gpu)]) == 0
+    (tmp_path / "bad.yaml").write_text("crops: [1, 2]\n")
+    assert cli(["crops", "--data", str(data), "--out", str(tmp_path / "c2"), "--config", str(tmp_path / "bad.yaml")]) == 2
+    assert "bad.yaml (crops): CropConfig: expected a mapping, got list" in capsys.readouterr().err
+

@@ -129,6 +129,38 @@ def test_assign_respects_allowed_pairs() -> None:
     assert assign(np.zeros((0, 3)), np.zeros((0, 3), bool))[2].tolist() == [0, 1, 2]
 
 
+def _lost_then_far(cfg: TrackerConfig, missed: int, shift: float) -> tuple[int, list[int]]:
+    """A confirmed track, ``missed`` empty frames, then a look-alike detection ``shift`` px away."""
+    tracker = PRTTracker(cfg)
+    look = np.zeros((1, 1, 4), np.float32)
+    look[0, 0, 0] = 1
+    box = np.array([[100.0, 100, 140, 200]])
+    for _ in range(3):
+        first = tracker.update(Detections(box, np.array([0.9])), Appearance(look)).ids[0]
+    for _ in range(missed):
+        tracker.update(Detections(np.zeros((0, 4)), np.zeros(0)), Appearance(np.zeros((0, 1, 4), np.float32)))
+    out = tracker.update(Detections(box + [shift, 0, shift, 0], np.array([0.9])), Appearance(look))
+    return first, out.ids.tolist()
+
+
+def test_the_motion_gate_holds_until_relax_gate_after_frames_unseen() -> None:
+    cfg = TrackerConfig(max_age=30, relax_gate_after=30)  # StrongSORT: the gate applies to the end
+    first, ids = _lost_then_far(cfg, missed=30, shift=800)
+    assert first not in ids
+    relaxed = dataclasses.replace(cfg, relax_gate_after=10)
+    assert _lost_then_far(relaxed, missed=10, shift=800)[1] == []  # 10 frames unseen: still gated
+    first, ids = _lost_then_far(relaxed, missed=11, shift=800)
+    assert ids == [first]  # 11: re-identified by appearance alone
+
+
+def test_boxes_without_area_are_ignored() -> None:
+    tracker = PRTTracker(TrackerConfig(n_init=1))
+    boxes = np.array([[1920.0, 500, 1920, 580], [300, 500, 340, 600], [50, 80, 90, 80]])  # zero width, height
+    for _ in range(3):  # a singular Kalman covariance would raise on the second frame
+        out = tracker.update(Detections(boxes, np.full(3, 0.9)))
+    assert len(out.ids) == 1 and out.boxes[0].tolist() == pytest.approx([300, 500, 340, 600])
+
+
 def test_fusion_gates_and_relaxes_for_long_lost_tracks() -> None:
     app = np.array([[0.1, 0.1, 0.3], [0.1, 0.18, 0.3]])
     maha = np.array([[1.0, 50.0, 1.0], [50.0, 50.0, 50.0]])

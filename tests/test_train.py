@@ -74,6 +74,8 @@ def test_lr_schedule_warms_up_then_decays() -> None:
     f = lr_lambda(TrainConfig(epochs=10, warmup_epochs=1, warmup_factor=0.1), iters_per_epoch=10)
     assert f(0) == pytest.approx(0.1) and f(10) == pytest.approx(1.0)
     assert f(55) < f(20) and f(99) == pytest.approx(0.01, abs=0.01)
+    short = lr_lambda(TrainConfig(epochs=3, warmup_epochs=5), iters_per_epoch=10)  # warm-up longer than the run
+    assert short(15) == pytest.approx(1.0) and short(30) == pytest.approx(0.01)
     step = lr_lambda(TrainConfig(epochs=10, warmup_epochs=0, schedule="step", milestones=(5, 8)), 10)
     assert (step(10), step(50), step(80)) == (1.0, pytest.approx(0.1), pytest.approx(0.01))
 

@@ -5,6 +5,7 @@ sweep scored by HOTA, an S3 sweep folder)."""
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +35,17 @@ def test_shipped_spaces_load_and_their_defaults_are_the_hand_set_values() -> Non
             "train.weight_decay", "loss.focal_gamma", "loss.mask_weight"} <= set(losses.keys)
     tracker = load_space(TRACKER, PipelineConfig)
     assert tracker.apply(PipelineConfig(), tracker.defaults()) == PipelineConfig()
+
+
+def test_ddp_trials_leave_the_gpus_to_their_workers() -> None:
+    spec = importlib.util.spec_from_file_location("tune_job", ROOT / "jobs" / "tune.py")
+    job = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(job)
+    common = ["losses", "--data", "d", "--space", str(LOSSES), "--out", "o", "--gpus-per-trial", "1"]
+    ddp = job.sweep_config(job.parse_args(common + ["--workers-per-trial", "2"]))
+    assert ddp.use_gpu and "gpu" not in ddp.trial_resources  # 2 GPUs for 2 workers, not 3
+    single = job.sweep_config(job.parse_args(common))
+    assert single.use_gpu and single.trial_resources == {"cpu": 1.0, "gpu": 1.0}
 
 
 def test_space_converts_to_optuna_and_applies_dotted_keys() -> None:
@@ -233,6 +245,8 @@ def test_sweep_folder_on_s3_with_a_pareto_search(ray_session, tiny, s3_bucket: s
     study = optuna.load_study(study_name="pareto", storage=studies.sqlite_url(tmp_path / "study.db"))
     assert summary["trials"] == 2 and len(study.directions) == 2
     assert all(len(t.values) == 2 for t in study.trials)
+    with pytest.raises(ConfigError, match="already holds a study"):  # a new sweep never overwrites it
+        tune_tracker(space, base, tiny["val"], None, f"{s3_bucket}/sweeps/p", sweep, work_dir=tmp_path / "new")
     # another machine resumes from the study copy in S3
     again = tune_tracker(space, base, tiny["val"], None, f"{s3_bucket}/sweeps/p",
                          dataclasses.replace(sweep, num_samples=3), resume=True, work_dir=tmp_path / "other")

@@ -7,7 +7,7 @@ import logging
 import sys
 
 from prtreid.cli import data, reid, track
-from prtreid.errors import ConfigError, FormatError
+from prtreid.errors import ConfigError, FormatError, FrameError
 
 _MODULES = (data, reid, track)
 
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
         return int(args.func(args) or 0)
-    except (FormatError, ConfigError, FileNotFoundError) as exc:
+    except (FormatError, ConfigError, FileNotFoundError, FrameError) as exc:
         print(f"prtreid {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -52,11 +52,16 @@ def run_synth(args: argparse.Namespace) -> int:
 
 def run_crops(args: argparse.Namespace) -> int:
     """``prtreid crops``."""
+    import dataclasses
+
     from prtreid.config import from_dict, load_yaml
     from prtreid.data.crops import CropConfig, build_crops
+    from prtreid.train.config import ExperimentConfig
 
     raw = load_yaml(args.config) if args.config else {}
-    section = raw.get("crops", {}) if "crops" in raw else raw  # an experiment file or a bare CropConfig
+    sections = {f.name for f in dataclasses.fields(ExperimentConfig)}
+    experiment = bool(sections & set(raw))  # an experiment file (its crops section) or a bare CropConfig
+    section = raw.get("crops", {}) if experiment else raw
     cfg = from_dict(CropConfig, section, f"{args.config} (crops)") if args.config else CropConfig()
     progress, close = bar("crops", unit="seq")
     try:

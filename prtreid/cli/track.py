@@ -14,7 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("track", help="track one or more sequence folders / videos")
     p.add_argument("--input", type=Path, nargs="+", required=True, help="sequence folders, video files, or a folder of them")
     p.add_argument("--model", type=Path, help="PRTReID model.pt (omit for motion-only tracking)")
-    p.add_argument("--detector", default="oracle", help="oracle | det | yolo:WEIGHTS (.pt or model yaml)")
+    p.add_argument("--detector", help="oracle | det | yolo:WEIGHTS (.pt or model yaml); default: the config's, "
+                                      "else oracle")
     p.add_argument("--config", type=Path, help="pipeline YAML (PipelineConfig fields: tracker, detection, cmc, ...)")
     p.add_argument("--out", type=Path, required=True, help="output folder or s3://bucket/prefix")
     p.add_argument("--device", help="override the config's device")
@@ -76,7 +77,9 @@ def run_track(args: argparse.Namespace) -> int:
     from prtreid.pipeline.video import VideoPipeline, write_result
     from prtreid.storage import Storage
 
-    cfg = dataclasses.replace(pipeline_config(args.config, args.device), detector=args.detector)
+    cfg = pipeline_config(args.config, args.device)
+    if args.detector:
+        cfg = dataclasses.replace(cfg, detector=args.detector)
     pipeline = VideoPipeline(cfg, args.model)
     out = Storage(str(args.out))
     inputs = expand_inputs(args.input)

@@ -16,12 +16,9 @@ import cv2
 import numpy as np
 
 from prtreid.data.soccernet import SEQINFO, read_seqinfo
+from prtreid.errors import FrameError
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v")
-
-
-class FrameError(RuntimeError):
-    """A frame source could not be opened or decoded; the message names the path."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +82,10 @@ class VideoFrames:
             raise FrameError(f"{self.path}: decoding failed after {count} frames ({exc})") from None
         if count == 0:
             raise FrameError(f"{self.path}: the video has no decodable frame")
+        declared = self.info.num_frames or 0
+        if declared - count > max(2, declared // 100):  # a frame or two: edit lists, not damage
+            raise FrameError(f"{self.path}: truncated or corrupt: decoded {count} of the {declared} frames "
+                             "its container declares")
 
 
 def open_frames(path: str | Path) -> SequenceFrames | VideoFrames:

@@ -59,16 +59,17 @@ class MotFileDetector:
         """Oracle (``source="gt"``, every score 1, ball dropped) or public (``"det"``) detections of a sequence.
 
         Raises:
-            ValueError: the sequence has no such table.
+            FileNotFoundError: the sequence has no such table.
+            ValueError: an unknown ``source``.
         """
         if source == "gt":
             if seq.gt is None:
-                raise ValueError(f"sequence {seq.name} has no ground truth (gt/gt.txt) for oracle detections")
+                raise FileNotFoundError(f"sequence {seq.name} has no ground truth (gt/gt.txt) for oracle detections")
             table = MotTable(seq.gt.frame, seq.gt.track_id, seq.gt.box, np.ones(len(seq.gt)))
             return cls(table, seq.tracks, drop_roles=drop_roles, min_conf=min_conf)
         if source == "det":
             if seq.det is None:
-                raise ValueError(f"sequence {seq.name} has no public detections (det/det.txt)")
+                raise FileNotFoundError(f"sequence {seq.name} has no public detections (det/det.txt)")
             return cls(seq.det, None, min_conf=min_conf)
         raise ValueError(f"unknown detection source {source!r} (known: gt, det)")
 

@@ -180,7 +180,8 @@ def list_inputs(prefix: str) -> list[VideoEntry]:
     """Every video file and sequence folder below a local folder or ``s3://`` prefix, sorted.
 
     Names are paths relative to ``prefix`` (without a video's suffix), so results mirror the
-    input tree and two ``1_720p.mkv`` of different matches do not collide. ``prefix`` may also
+    input tree and two ``1_720p.mkv`` of different matches do not collide; where two inputs of a
+    folder would share a name (``half1.mp4`` and ``half1.mkv``), the videos keep their suffix. ``prefix`` may also
     be a single video or sequence folder (named after itself).
 
     Raises:
@@ -200,7 +201,10 @@ def list_inputs(prefix: str) -> list[VideoEntry]:
     videos = [p for p in files if posixpath.splitext(p)[1].lower() in VIDEO_SUFFIXES
               and not any(p.startswith(d + "/") for d in seq_dirs)]
     scheme = "s3://" if uri.startswith("s3://") else ""
-    entries = [VideoEntry(scheme + p, _relative_name(p, root)) for p in seq_dirs + videos]
+    paths = seq_dirs + videos
+    names = [_relative_name(p, root) for p in paths]
+    clashes = {n for n in names if names.count(n) > 1}  # half1.mp4 beside half1.mkv, or SNMOT-1.mp4 beside SNMOT-1/
+    entries = [VideoEntry(scheme + p, posixpath.relpath(p, root) if n in clashes else n) for p, n in zip(paths, names)]
     return sorted(entries, key=lambda e: e.name)
 
 

@@ -61,7 +61,7 @@ from prtreid.distributed.trials import LOSS_OBJECTIVE, TRACKER_OBJECTIVE
 from prtreid.errors import ConfigError
 from prtreid.pipeline.video import PipelineConfig
 from prtreid.search_space import SearchSpace
-from prtreid.storage import Storage
+from prtreid.storage import Storage, atomic_path
 from prtreid.train.config import ExperimentConfig
 
 log = logging.getLogger(__name__)
@@ -316,15 +316,23 @@ def _trial_resources(sweep: SweepConfig) -> dict[str, float]:
 
 
 def _study_file(storage: Storage, name: str, work_dir: str | Path | None, resume: bool) -> Path:
-    """The SQLite file of the study: in the sweep folder, or a local copy for an S3 sweep."""
+    """The SQLite file of the study: in the sweep folder, or a local copy for an S3 sweep.
+
+    The copy in an S3 sweep folder is the study's record: a new sweep refuses to start over it, and
+    a resumed one starts from it (a local copy may be another machine's, or stale).
+    """
     if storage.is_local:
         Path(storage.root).mkdir(parents=True, exist_ok=True)
         return Path(storage.path(STUDY_DB))
     key = hashlib.sha1(storage.url("").encode()).hexdigest()[:12]
     local = Path(work_dir or Path(tempfile.gettempdir()) / "prtreid-sweeps" / f"{name}-{key}") / STUDY_DB
     local.parent.mkdir(parents=True, exist_ok=True)
-    if resume and not local.exists() and storage.exists(STUDY_DB):
-        local.write_bytes(storage.read_bytes(STUDY_DB))
+    if storage.exists(STUDY_DB):
+        if not resume:
+            raise ConfigError(f"{storage.url(STUDY_DB)}: this sweep folder already holds a study: pass resume "
+                              "(--resume) to continue it, or choose another output folder")
+        with atomic_path(local) as tmp:
+            tmp.write_bytes(storage.read_bytes(STUDY_DB))
     return local
 
 

@@ -129,7 +129,7 @@ def attribute_accuracy(seq: Sequence, tracks: pd.DataFrame, min_iou: float = 0.5
     gt_ids, rows = gt_ids[known], rows[known]
     out: dict[str, float] = {"_team_correct": 0, "_team_total": 0, "_role_correct": 0, "_role_total": 0}
     if tracks["role"].notna().any():
-        pred_roles = tracks["role"].to_numpy(object)[rows]
+        pred_roles = tracks["role"].to_numpy(dtype=object, na_value=None)[rows]  # pd.NA == x is NA, not False
         ok = int(sum(p == seq.tracks[g].role for g, p in zip(gt_ids, pred_roles)))
         out |= {"_role_correct": ok, "_role_total": len(gt_ids)}
     if tracks["team"].notna().any():

@@ -19,7 +19,10 @@ OUTPUT_NAMES = ("feats", "visibility", "team", "role_probs")
 
 
 class EmbeddingHead(nn.Module):
-    """PRTReID with a tuple output, for exporters (which need plain tensors)."""
+    """PRTReID with a tuple output, for exporters (which need plain tensors).
+
+    It puts ``model`` itself in eval mode: exports are for inference.
+    """
 
     def __init__(self, model: PRTReID) -> None:
         super().__init__()

@@ -42,7 +42,8 @@ class LossConfig:
 
     Defaults follow the papers: re-id margin 0.3 and label smoothing 0.1 (BPBReID's GiLt loss:
     identity on holistic embeddings, part-averaged triplet on parts), part-mask weight 0.35
-    (BPBReID), team margin 0.4, team weight 0.1, role weight 1.5 and focal gamma 2 (PRTReID).
+    (BPBReID), team margin 0.4, team weight 0.1, role weight 1.5 and focal gamma 2 (PRTReID). One
+    departure: ``id_parts`` puts the identity cross-entropy on every part too (GiLt has none there).
 
     Attributes:
         reid_margin: margin of the re-id triplet losses.
@@ -136,7 +137,8 @@ def focal_loss(
     valid = targets != ignore_index
     safe_targets = torch.where(valid, targets, torch.zeros_like(targets))
     log_pt = F.log_softmax(logits, dim=1).gather(1, safe_targets.unsqueeze(1)).squeeze(1)
-    losses = -((1.0 - log_pt.exp()) ** gamma) * log_pt
+    # clamped: at p_t == 1 the power's gradient is infinite for gamma < 1 (and inf * 0 is NaN)
+    losses = -((1.0 - log_pt.exp()).clamp_min(1e-12) ** gamma) * log_pt
     weights = valid.to(losses.dtype)
     if alpha is not None:
         weights = weights * alpha[safe_targets]
@@ -148,14 +150,15 @@ def part_mask_loss(
 ) -> torch.Tensor:
     """Pixel-wise cross-entropy of part logits (B, K+1, h, w) against labels (B, H, W).
 
-    Labels are downsampled (nearest) to (h, w); pixels labelled -1 (crops without a mask) are
-    ignored, and the loss is zero when every pixel is.
+    Labels are downsampled to (h, w) by the label at each cell's centre (``nearest-exact``; plain
+    ``nearest`` reads a cell's top-left pixel, half a cell off); pixels labelled -1 (crops without
+    a mask) are ignored, and the loss is zero when every pixel is.
     """
     num_classes = part_logits.shape[1]
     highest = int(part_labels.max())
     if highest >= num_classes:
         raise ValueError(f"part labels reach {highest} but the model predicts {num_classes - 1} parts")
-    labels = F.interpolate(part_labels.unsqueeze(1).float(), size=part_logits.shape[-2:], mode="nearest")
+    labels = F.interpolate(part_labels.unsqueeze(1).float(), size=part_logits.shape[-2:], mode="nearest-exact")
     labels = labels.squeeze(1).long()
     total = F.cross_entropy(part_logits, labels, ignore_index=-1, label_smoothing=label_smoothing, reduction="sum")
     return total / (labels >= 0).sum().clamp_min(1)
@@ -188,7 +191,10 @@ class MultiTaskLoss(nn.Module):
         """Named loss terms and their weighted ``"total"``."""
         weighted = self._reid_terms(output, batch) + self._team_role_mask_terms(output, batch)
         terms = {name: value for name, _, value in weighted}
-        terms["total"] = sum((w * value for _, w, value in weighted), output.role_logits.new_zeros(()))
+        # every output joins the total with weight 0, so a disabled term's head still gets a (zero)
+        # gradient: DistributedDataParallel stops at the second step on parameters without one
+        unused = sum(t.float().sum() for t in output.tensors()) * 0.0
+        terms["total"] = sum((w * value for _, w, value in weighted), unused)
         return terms
 
     def _reid_terms(self, output: ModelOutput, batch: Mapping[str, torch.Tensor]) -> list[_Term]:

@@ -149,6 +149,14 @@ class ModelOutput:
         """Softmax of the part logits, (B, K+1, h, w)."""
         return self.part_logits.softmax(dim=1)
 
+    def tensors(self) -> list[torch.Tensor]:
+        """Every tensor of the output."""
+        out: list[torch.Tensor] = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out += list(value.values()) if isinstance(value, dict) else [value] if isinstance(value, torch.Tensor) else []
+        return out
+
     def apply(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> ModelOutput:
         """A copy with ``fn`` applied to every tensor, e.g. ``out.apply(lambda t: t.detach().cpu())``."""
         changes: dict[str, Any] = {}

@@ -61,7 +61,8 @@ class Embedder:
         return [Embeddings(*(parts[k][i] for k in ("feats", "vis", "team", "role_probs"))) for i in range(len(frames))]
 
     def _crops(self, frames: Sequence[np.ndarray], boxes: Sequence[np.ndarray]) -> torch.Tensor:
-        rois = [torch.as_tensor(np.asarray(b, np.float32).reshape(-1, 4), device=self.device) for b in boxes]
+        # boxes are clipped to their frame, as the training crops are (RoIAlign would fill the outside with black)
+        rois = [torch.as_tensor(_clip(b, f.shape), device=self.device) for b, f in zip(boxes, frames)]
         images = torch.stack([torch.from_numpy(np.ascontiguousarray(f[:, :, ::-1])) for f in frames])
         images = images.to(self.device).permute(0, 3, 1, 2).float()  # RGB, 0..255
         crops = roi_align(images, rois, output_size=self.size, spatial_scale=1.0, sampling_ratio=2, aligned=True)
@@ -80,3 +81,11 @@ class Embedder:
         r = self.model.num_roles
         return Embeddings(np.zeros((0, p, d), np.float32), np.zeros((0, p), np.float32),
                           np.zeros((0, dt), np.float32), np.zeros((0, r), np.float32))
+
+
+def _clip(boxes: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``(N, 4)`` xyxy float32 boxes clipped to an image of ``shape`` (H, W, ...)."""
+    out = np.asarray(boxes, np.float32).reshape(-1, 4).copy()
+    out[:, [0, 2]] = out[:, [0, 2]].clip(0, shape[1])
+    out[:, [1, 3]] = out[:, [1, 3]].clip(0, shape[0])
+    return out

@@ -54,8 +54,9 @@ class KalmanFilter:
         self.motion_mat[:NDIM, NDIM:] = np.eye(NDIM)
 
     def _size(self, mean: np.ndarray) -> np.ndarray:
-        """``(w, h, w, h)`` of each state, non-negative (a long prediction may shrink a box below 0)."""
-        wh = np.abs(mean[..., 2:4])
+        """``(w, h, w, h)`` of each state, at least 1 pixel (a long prediction may shrink a box below 0,
+        and a zero size would make the noise, and so the innovation covariance, singular)."""
+        wh = np.maximum(np.abs(mean[..., 2:4]), 1.0)
         return np.concatenate([wh, wh], axis=-1)
 
     def initiate(self, measurement: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -122,6 +122,9 @@ def assign(cost: np.ndarray, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
     Among the matchings that use only allowed pairs, the one with the most pairs, then the least
     total cost, is returned (forbidden pairs carry a cost larger than any set of allowed ones).
+    StrongSORT's rule instead charges a forbidden pair the cost threshold, so that a matching with
+    more pairs must also cost less; on generated clips it tracked no better with the sports preset
+    and worse with the defaults (docs/experiments.md, "Assignment rule").
 
     Returns:
         ``(K, 2)`` matched (row, column) pairs, unmatched rows, unmatched columns.

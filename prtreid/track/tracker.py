@@ -205,10 +205,15 @@ class PRTTracker:
             dets: this frame's detections.
             appearance: their appearance, or ``None`` (motion and IoU only).
             warp: 2x3 affine from the previous frame to this one (camera motion); ``None`` = identity.
+
+        Detections scored below ``min_conf``, or without a positive width and height (a box clipped
+        to nothing at the image border), are ignored.
         """
         self.frame += 1
-        keep = np.flatnonzero(np.asarray(dets.scores) >= self.cfg.min_conf)
-        boxes = np.asarray(dets.boxes, dtype=np.float64)[keep]
+        boxes = np.asarray(dets.boxes, dtype=np.float64).reshape(-1, 4)
+        sized = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+        keep = np.flatnonzero((np.asarray(dets.scores) >= self.cfg.min_conf) & sized)
+        boxes = boxes[keep]
         scores = np.clip(np.asarray(dets.scores, dtype=np.float64)[keep], 0.0, 1.0)
         feats, vis, team = self._prepare_appearance(appearance, keep, len(dets.scores))
         self._predict(warp)
@@ -275,7 +280,7 @@ class PRTTracker:
             allowed = (maha <= self.gate) & (cost <= c.max_iou_dist)
         else:
             app = part_distance(t.feats[rows], t.vis[rows], feats, vis)
-            long_lost = t.tsu[rows] > c.relax_gate_after
+            long_lost = t.tsu[rows] - 1 > c.relax_gate_after  # frames unseen before this one
             cost, allowed = fuse_motion_appearance(app, maha, long_lost, self.gate, c.max_app_dist,
                                                    c.reid_max_dist, c.mc_lambda)
         matched, _, free = assign(cost, allowed & allowed_team[rows])
@@ -313,7 +318,7 @@ class PRTTracker:
         if len(matches) == 0:
             return
         r, d = matches[:, 0], matches[:, 1]
-        stale = t.tsu[r] > c.relax_gate_after
+        stale = t.tsu[r] - 1 > c.relax_gate_after
         mean, cov = self.kf.update(t.mean[r], t.cov[r], xywh[d], scores[d] if c.nsa else None)
         fresh_mean, fresh_cov = self.kf.initiate(xywh[d])
         t.mean[r] = np.where(stale[:, None], fresh_mean, mean)

@@ -29,7 +29,8 @@ class TrainConfig:
         epochs: number of epochs.
         optimizer: ``adam`` or ``adamw``.
         lr: peak learning rate; ``weight_decay``: decoupled for AdamW, L2 for Adam.
-        warmup_epochs: linear warm-up from ``warmup_factor * lr`` (may be fractional).
+        warmup_epochs: linear warm-up from ``warmup_factor * lr`` (may be fractional; at most half
+            of ``epochs``, so a short or budget-cut run still reaches ``lr`` and decays).
         schedule: ``cosine`` (to ``min_lr_factor * lr``) or ``step`` (times ``gamma`` at ``milestones``).
         amp: mixed precision autocast when training on CUDA.
         amp_dtype: ``float16`` (with a grad scaler) or ``bfloat16`` (no scaler; Ampere and newer).

@@ -71,16 +71,18 @@ class Runtime:
     progress: bool = True
 
 
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch."""
+def seed_everything(seed: int, *keys: int) -> None:
+    """Seed Python, NumPy and torch from ``seed``, or from ``seed`` and ``keys`` (rank, epoch) mixed."""
+    if keys:
+        seed = int(np.random.SeedSequence([seed, *keys]).generate_state(1)[0])
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
 
 
 def lr_lambda(cfg: TrainConfig, iters_per_epoch: int) -> Callable[[int], float]:
-    """Per-iteration LR factor: linear warm-up, then cosine decay or step decay."""
-    warmup = cfg.warmup_epochs * iters_per_epoch
+    """Per-iteration LR factor: linear warm-up (at most half the run), then cosine decay or step decay."""
+    warmup = min(cfg.warmup_epochs, cfg.epochs / 2) * iters_per_epoch
     total = cfg.epochs * iters_per_epoch
 
     def factor(it: int) -> float:
@@ -132,8 +134,9 @@ def fit(cfg: ExperimentConfig, store: str | Path, out_dir: str | Path,
     loader = DataLoader(train_set, batch_sampler=sampler, num_workers=cfg.train.num_workers,
                         pin_memory=device.type == "cuda", persistent_workers=cfg.train.num_workers > 0)
     meta = model_meta(cfg.model, len(role_names), train_set.num_ids, tuple(role_names))
-    torch.manual_seed(cfg.train.seed)  # identical initial weights on every rank
-    model = PRTReID.from_config(cfg.model, num_roles=len(role_names), num_ids=train_set.num_ids)
+    with torch.random.fork_rng(devices=[]):  # identical initial weights on every rank, own draws after
+        torch.manual_seed(cfg.train.seed)
+        model = PRTReID.from_config(cfg.model, num_roles=len(role_names), num_ids=train_set.num_ids)
     model.role_head.set_prior_correction(*role_priors(train_set.roles, sampler, len(role_names)))
     model = model.to(device)
     criterion = MultiTaskLoss(cfg.loss, role_names=tuple(role_names))
@@ -153,6 +156,7 @@ def fit(cfg: ExperimentConfig, store: str | Path, out_dir: str | Path,
     epoch = start
     while epoch < cfg.train.epochs:
         sampler.set_epoch(epoch)
+        seed_everything(cfg.train.seed, rt.rank, epoch)  # a resumed epoch draws what it would have
         began = time.perf_counter()
         metrics = {"epoch": epoch + 1} | train_epoch(model, loader, criterion, optimizer, scheduler, scaler,
                                                       device, cfg.train, show=rt.progress and rt.rank == 0,
