@@ -4,7 +4,8 @@ The generator's broadcast camera pans, tilts and zooms about a fixed point, so t
 frames is one exact image homography (``Camera.homography_to``), replayed with ``clip_cameras``. Each
 estimator runs over every frame of the clips; its 2x3 warp and the true homography move a grid of
 points spread over the frame (the border that estimators ignore left out), and the error is the mean
-distance between the two, in pixels. Time is ``perf_counter`` around each call, colour conversion
+distance between the two, in pixels. The "players masked" rows give the estimator each frame's
+people (the ground-truth boxes, as the pipeline would give its detections), whose pixels it ignores. Time is ``perf_counter`` around each call, colour conversion
 included, with OpenCV on ``--threads`` threads. The peers are boxmot's estimators (``create_cmc``, as
 its StrongSORT and BoT-SORT build them: ECC is translation-only at 0.15 scale there), when boxmot is
 installed (the ``bench`` extra).
@@ -25,21 +26,23 @@ import cv2
 import numpy as np
 
 from prtreid.data.frames import open_frames
-from prtreid.data.soccernet import find_sequences
+from prtreid.data.soccernet import find_sequences, read_sequence
 from prtreid.data.synth import SynthConfig, clip_cameras, generate_dataset
+from prtreid.detect.oracle import MotFileDetector
 from prtreid.track.cmc import CameraMotion
 
 log = logging.getLogger("bench.camera_motion")
 
-Estimator = Callable[[np.ndarray], np.ndarray]
-"""BGR frame -> 2x3 warp from the previous frame to this one."""
+Estimator = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""BGR frame and its people's xyxy boxes -> 2x3 warp from the previous frame to this one."""
 
 
 @dataclass
 class Clip:
-    """Frames of one generated clip and the true motion into each frame (``None`` for the first)."""
+    """Frames of one generated clip, their people's boxes, and the true motion into each frame (``None`` first)."""
 
     frames: list[np.ndarray]
+    boxes: list[np.ndarray]
     truth: list[np.ndarray | None]
 
 
@@ -51,10 +54,14 @@ def load_clips(root: Path, cfg: SynthConfig) -> list[Clip]:
     clips = []
     for i, seq in enumerate(find_sequences(root)):
         cams = clip_cameras(i, cfg)
-        frames = [img for _, img in open_frames(seq)]
+        people = MotFileDetector.from_sequence(read_sequence(seq))
+        frames, boxes = [], []
+        for frame, image in open_frames(seq):
+            frames.append(image)
+            boxes.append(people.at_frame(frame).boxes)
         if len(frames) != len(cams):
             raise ValueError(f"{seq}: {len(frames)} frames, but the generator drew {len(cams)}: other settings?")
-        clips.append(Clip(frames, [None] + [a.homography_to(b) for a, b in zip(cams, cams[1:])]))
+        clips.append(Clip(frames, boxes, [None] + [a.homography_to(b) for a, b in zip(cams, cams[1:])]))
     return clips
 
 
@@ -74,11 +81,11 @@ def _homography(h: np.ndarray, pts: np.ndarray) -> np.ndarray:
     return p[:, :2] / p[:, 2:]
 
 
-def ours(method: str, downscale: float, **kw) -> Callable[[], Estimator]:
+def ours(method: str, downscale: float, mask_players: bool = False, **kw) -> Callable[[], Estimator]:
     """A factory of this project's estimator (one per clip), fed grey frames as the pipeline does."""
     def make() -> Estimator:
         cmc = CameraMotion(method, downscale=downscale, **kw)
-        return lambda bgr: cmc.estimate(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
+        return lambda bgr, boxes: cmc.estimate(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), boxes if mask_players else None)
     return make
 
 
@@ -91,7 +98,7 @@ def boxmot_peer(name: str) -> Callable[[], Estimator] | None:
 
     def make() -> Estimator:
         cmc = create_cmc(name)
-        return lambda bgr: np.asarray(cmc.apply(bgr, np.empty((0, 4))), np.float64)[:2]
+        return lambda bgr, boxes: np.asarray(cmc.apply(bgr, np.empty((0, 4))), np.float64)[:2]
     return make
 
 
@@ -100,9 +107,9 @@ def measure(make: Callable[[], Estimator], clips: list[Clip], pts: np.ndarray) -
     errors, seconds, calls = [], 0.0, 0
     for clip in clips:
         estimate = make()
-        for frame, truth in zip(clip.frames, clip.truth):
+        for frame, boxes, truth in zip(clip.frames, clip.boxes, clip.truth):
             start = time.perf_counter()
-            warp = estimate(frame)
+            warp = estimate(frame, boxes)
             seconds += time.perf_counter() - start
             calls += 1
             if truth is not None:
@@ -114,11 +121,13 @@ def measure(make: Callable[[], Estimator], clips: list[Clip], pts: np.ndarray) -
 def variants() -> Iterator[tuple[str, Callable[[], Estimator] | None]]:
     """(name, factory) of every estimator compared; the first is the pipeline's default."""
     yield "PRT sparse flow, 1/2 scale, 300 corners 8 px apart (default)", ours("sparse", 2.0)
+    yield "PRT sparse flow, the same, players masked", ours("sparse", 2.0, mask_players=True)
     yield "PRT sparse flow, 1/2 scale, 1000 corners 1 px apart, 21 px window (before)", ours(
         "sparse", 2.0, max_corners=1000, min_distance=1.0, flow_window=21)
     yield "PRT sparse flow, 1/2 scale, 150 corners 16 px apart", ours("sparse", 2.0, max_corners=150, min_distance=16.0)
     yield "PRT sparse flow, full scale, 300 corners 16 px apart", ours("sparse", 1.0, min_distance=16.0)
     yield "PRT ECC euclidean, 1/2 scale", ours("ecc", 2.0)
+    yield "PRT ECC euclidean, 1/2 scale, players masked", ours("ecc", 2.0, mask_players=True)
     yield "PRT ECC euclidean, 1/4 scale", ours("ecc", 4.0)
     yield "PRT ECC affine, 1/4 scale", ours("ecc", 4.0, ecc_motion="affine")
     yield "boxmot ECC (StrongSORT's, BoT-SORT's default)", boxmot_peer("ecc")

@@ -15,7 +15,8 @@ The morning after: ``OUT/results.csv``, ``OUT/plots/*.png`` and ``OUT/best_confi
 ``prtreid train --config`` (or ``prtreid track --config`` for a tracker sweep) takes unchanged.
 On a cluster: ``ray job submit --address http://HEAD:8265 --working-dir . -- python jobs/tune.py ...``
 with absolute or ``s3://`` paths (``--out s3://bucket/sweeps/x``; the SQLite study is kept in
-``--work-dir`` and copied to ``OUT/study.db``), or ``--study-storage postgresql://...`` to share a study.
+``--work-dir`` and copied to ``OUT/study.db``), or ``--study-storage postgresql://user@host/db`` to share
+a study (the password through ``PGPASSWORD`` or ``~/.pgpass``: a URL with one is refused).
 """
 
 from __future__ import annotations
@@ -67,9 +68,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         q.add_argument("--cpus-per-trial", type=float, help="Tune resources of a trial (default 1)")
         q.add_argument("--gpus-per-trial", type=float, default=0.0,
                        help="GPUs of a trial; with --workers-per-trial, any value > 0 gives each worker one")
-        q.add_argument("--study-storage", help="Optuna database URL of a shared study (default: OUT/study.db)")
+        q.add_argument("--study-storage", help="Optuna database URL of a shared study, without a password "
+                       "(default: OUT/study.db)")
         q.add_argument("--work-dir", help="local folder of the SQLite study when --out is on S3")
-        q.add_argument("--no-baseline", action="store_true", help="do not evaluate the space's defaults first")
+        q.add_argument("--no-baseline", action="store_true", help="do not evaluate the base config first")
         q.add_argument("--no-plots", action="store_true")
         q.add_argument("--address", help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray)")
     return p.parse_args(argv)

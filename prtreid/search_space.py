@@ -17,6 +17,7 @@ This module has no Ray in it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import types
 import typing
@@ -73,6 +74,14 @@ class Param:
             return IntDistribution(int(self.low), int(self.high), log=self.log, step=int(self.step or 1))
         return CategoricalDistribution(self.choices)
 
+    def contains(self, value: Any) -> bool:
+        """Whether ``value`` is a point of this parameter's distribution."""
+        if self.type == "categorical":
+            return value in self.choices
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not self.low <= value <= self.high:
+            return False
+        return self.step is None or math.isclose((value - self.low) / self.step, round((value - self.low) / self.step))
+
 
 @dataclass(frozen=True)
 class SearchSpace:
@@ -92,8 +101,18 @@ class SearchSpace:
         return {p.key: p.distribution() for p in self.params}
 
     def defaults(self) -> dict[str, Any]:
-        """``{key: default}`` of the parameters that have a default (the baseline point)."""
+        """``{key: default}`` of the parameters that have a default."""
         return {p.key: p.default for p in self.params if p.default is not None}
+
+    def baseline(self, cfg: Any) -> dict[str, Any]:
+        """The baseline point of a sweep from ``cfg``: each parameter's value there where the space
+        holds it, else the parameter's default (parameters with neither are sampled)."""
+        point = {}
+        for p in self.params:
+            value = functools.reduce(getattr, p.key.split("."), cfg)
+            if p.contains(value) or p.default is not None:
+                point[p.key] = value if p.contains(value) else p.default
+        return point
 
     def apply(self, cfg: T, point: Mapping[str, Any]) -> T:
         """``cfg`` with the sampled ``point`` applied (see :func:`apply_point`)."""
@@ -185,8 +204,8 @@ def _build_param(key: str, kind: str, spec: Mapping[str, Any], hint: Any, where:
         raise ConfigError(f"{where}: low ({low}) is above high ({high})")
     if log and low <= 0:
         raise ConfigError(f"{where}: a log-scale parameter needs low > 0, got {low}")
-    if step is not None and (step <= 0 or (log and kind == "float")):
-        raise ConfigError(f"{where}: step must be positive and not combined with log for floats")
+    if step is not None and (step <= 0 or (log and (kind == "float" or step != 1))):
+        raise ConfigError(f"{where}: step must be positive, and with log at most 1 (ints) or absent (floats)")
     default = spec.get("default")
     if default is not None:
         default = _number(default, number, f"{where}: default", required=True)

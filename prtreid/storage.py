@@ -53,9 +53,14 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 
 def s3_filesystem(endpoint: str | None = None, region: str | None = None) -> pafs.S3FileSystem:
-    """A pyarrow S3 filesystem; ``endpoint`` like ``http://127.0.0.1:9000`` overrides AWS's."""
+    """A pyarrow S3 filesystem; ``endpoint`` like ``http://127.0.0.1:9000`` overrides AWS's.
+
+    Without ``region`` (or ``AWS_REGION`` / ``AWS_DEFAULT_REGION``), the AWS SDK finds it as usual
+    (``~/.aws/config``, instance metadata).
+    """
     endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    kwargs: dict[str, object] = {"region": region or os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}
+    region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    kwargs: dict[str, object] = {"region": region} if region else {}
     if endpoint:
         parsed = urlparse(endpoint if "://" in endpoint else f"https://{endpoint}")
         kwargs |= {"endpoint_override": parsed.netloc, "scheme": parsed.scheme or "https"}

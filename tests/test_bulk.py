@@ -244,7 +244,7 @@ def test_input_that_kills_every_attempt_is_recorded_and_the_run_goes_on(
     report = track_bulk(entries, str(tmp_path), from_dict(PipelineConfig, ORACLE), None,
                         bulk_config(max_task_retries=1), poisoned_actor("SNMOT-002"))
     assert report.counts == {"total": 2, "done": 1, "skipped": 0, "failed": 1}
-    assert report.failures[0]["error"].startswith("WorkerDied: the worker process died on each of 2 attempts")
+    assert report.failures[0]["error"].startswith("WorkerDied: no result came back from each of 2 attempts")
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == [
         "SNMOT-001.summary.json", "SNMOT-001.tracks.parquet", "SNMOT-001.txt", "SNMOT-002.json", "_report.json"]
 

@@ -222,6 +222,15 @@ def test_failed_rebuild_leaves_no_index(data_dir: Path, tmp_path: Path) -> None:
     assert not list(out.rglob("*.tmp"))
 
 
+def test_frames_of_another_size_than_declared_are_an_error(data_dir: Path, tmp_path: Path) -> None:
+    src = tmp_path / "data"
+    shutil.copytree(data_dir / "test", src)
+    frame = src / "SNMOT-103" / "img1" / "000004.jpg"
+    cv2.imwrite(str(frame), cv2.resize(cv2.imread(str(frame)), None, fx=0.5, fy=0.5))
+    with pytest.raises(FormatError, match=r"000004\.jpg: the frame is \d+x\d+, but the sequence declares"):
+        build_crops(src, tmp_path / "crops", CropConfig(max_per_identity=0))
+
+
 def test_rebuild_keeps_no_crop_of_an_earlier_build(data_dir: Path, tmp_path: Path) -> None:
     src = tmp_path / "data"
     shutil.copytree(data_dir, src)

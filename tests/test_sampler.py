@@ -7,7 +7,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from prtreid.data.sampler import MatchBatchSampler
+from prtreid.config import from_dict
+from prtreid.data.sampler import MatchBatchSampler, SamplerConfig
+from prtreid.errors import ConfigError
 
 PLAYER, GOALKEEPER, REFEREE, OTHER = range(4)
 
@@ -137,6 +139,10 @@ def test_rejects_bad_arguments() -> None:
         _sampler(p_ids=0)
     with pytest.raises(ValueError, match="one entry per item"):
         MatchBatchSampler(LABELS["pids"], LABELS["matches"][:-1], LABELS["teams"], LABELS["roles"])
+    with pytest.raises(ConfigError, match="unknown role 'goalkeper'"):
+        from_dict(SamplerConfig, {"role_minimums": {"goalkeper": 1}}, "exp.yaml")
+    with pytest.raises(ConfigError, match="role_minimums.referee: expected a whole number"):
+        from_dict(SamplerConfig, {"role_minimums": {"referee": "two"}}, "exp.yaml")
 
 
 def test_batches_can_mix_matches_for_batchnorm() -> None:

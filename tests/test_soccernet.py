@@ -127,6 +127,10 @@ def test_seqinfo_errors_name_the_key_or_line(tmp_path: Path) -> None:
         read_seqinfo(_write(tmp_path / "c.ini", SEQINFO.replace("seqLength=750\n", "")))
     with pytest.raises(FormatError, match="no \\[Sequence\\] section"):
         read_seqinfo(_write(tmp_path / "d.ini", ""))
+    with pytest.raises(FormatError, match=r"e\.ini:6: imWidth='0' must be a positive number"):
+        read_seqinfo(_write(tmp_path / "e.ini", SEQINFO.replace("1920", "0")))
+    with pytest.raises(FormatError, match=r"f\.ini:\d+: frameRate='nan'"):
+        read_seqinfo(_write(tmp_path / "f.ini", SEQINFO.replace("frameRate=25", "frameRate=nan")))
 
 
 @pytest.mark.parametrize(
@@ -247,6 +251,13 @@ def test_gamestate_reads_into_the_same_objects(tmp_path: Path) -> None:
         (lambda d: d["annotations"][3]["bbox_image"].pop("w"), "[annotations[3].bbox_image]: missing key 'w'"),
         (lambda d: d["annotations"][2]["attributes"].update(role="coach"), "[annotations[2].attributes.role]"),
         (lambda d: d["annotations"][4].update(image_id="nope"), "[annotations[4].image_id]"),
+        (lambda d: d["annotations"][4].update(track_id="abc"), "[annotations[4].track_id]: expected a number"),
+        (lambda d: d["annotations"][4].update(track_id=3.7), "[annotations[4].track_id]: expected a positive whole"),
+        (lambda d: d["annotations"][4].update(attributes=["player"]), "[annotations[4].attributes]: expected an obj"),
+        (lambda d: d["images"][1].update(width=None), "[images[1].width]: expected a number, got None"),
+        (lambda d: d["images"][0].update(file_name="000000.jpg"), "[images[0].file_name]: expected a positive"),
+        (lambda d: d["info"].update(seq_length="n/a"), "[info.seq_length]: expected a number"),
+        (lambda d: d["info"].update(frame_rate="25fps"), "[info.frame_rate]: expected a number"),
     ],
 )
 def test_malformed_gamestate_names_the_key(tmp_path: Path, mutate, needle: str) -> None:

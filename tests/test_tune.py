@@ -48,6 +48,26 @@ def test_ddp_trials_leave_the_gpus_to_their_workers() -> None:
     assert single.use_gpu and single.trial_resources == {"cpu": 1.0, "gpu": 1.0}
 
 
+def test_a_study_url_with_a_password_is_refused(synth_data: Path, tmp_path: Path) -> None:
+    from prtreid.distributed.tune import SweepConfig, tune_tracker
+
+    space = parse_space({"tracker.n_init": {"type": "int", "low": 1, "high": 3}}, PipelineConfig)
+    sweep = SweepConfig(name="x", num_samples=1, study_storage="postgresql://u:s3cret@127.0.0.1/db")
+    with pytest.raises(ConfigError, match="holds a password") as error:
+        tune_tracker(space, PipelineConfig(), synth_data, None, str(tmp_path / "o"), sweep)
+    assert "s3cret" not in str(error.value)
+
+
+def test_the_baseline_is_the_base_config_where_the_space_holds_it() -> None:
+    space = parse_space({"train.lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True, "default": 3e-4},
+                         "train.epochs": {"type": "int", "low": 2, "high": 10, "step": 2, "default": 4},
+                         "loss.team_margin": {"type": "float", "low": 0.1, "high": 0.3}}, ExperimentConfig)
+    base = experiment_from_dict({"train": {"lr": 1e-3, "epochs": 5}, "loss": {"team_margin": 0.2}})
+    # lr from the config; 5 epochs is off the space's grid: its default; the margin has no default
+    assert space.baseline(base) == {"train.lr": 1e-3, "train.epochs": 4, "loss.team_margin": 0.2}
+    assert space.baseline(ExperimentConfig()) == {"train.lr": 3.5e-4, "train.epochs": 10}  # margin 0.4: outside
+
+
 def test_space_converts_to_optuna_and_applies_dotted_keys() -> None:
     space = parse_space({
         "tracker.ema_alpha": {"type": "float", "low": 0.5, "high": 0.99},
@@ -81,6 +101,7 @@ def test_space_converts_to_optuna_and_applies_dotted_keys() -> None:
     ("train.lr: {type: float, low: 0.001, high: 0.01, default: 0.1}", r"train\.lr: default 0\.1 is outside"),
     ("train.lr: {type: float, low: 0.001, high: 0.01, lg: true}", r"train\.lr: unknown attribute 'lg'"),
     ("train.lr: {type: uniform, low: 0.001, high: 0.01}", r"train\.lr: type must be float, int or categorical"),
+    ("train.epochs: {type: int, low: 2, high: 20, log: true, step: 2}", r"train\.epochs: step must be positive, "),
 ])
 def test_bad_space_file_names_the_file_and_the_key(tmp_path: Path, spec: str, message: str) -> None:
     path = tmp_path / "bad_space.yaml"
@@ -174,7 +195,9 @@ def test_resumed_sweep_has_exactly_the_requested_trials_none_repeated(loss_sweep
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in counted)
     params = [tuple(sorted(t.params.items())) for t in counted]
     assert len(set(params)) == 4
-    assert counted[0].user_attrs.get("baseline") and counted[0].params == load_space(LOSSES, ExperimentConfig).defaults()
+    baseline = load_space(LOSSES, ExperimentConfig).baseline(base_experiment())
+    assert counted[0].user_attrs.get("baseline") and counted[0].params == baseline
+    assert baseline["train.lr"] == 1e-3  # the base config's own value, not the space's default
     retried = [t for t in counted if t.user_attrs.get("retry_of") == loss_sweep["stale"]]
     assert len(retried) == 1 and retried[0].params == loss_sweep["stale_params"]
     for t in counted:

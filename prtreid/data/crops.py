@@ -326,6 +326,9 @@ def _read_frame(seq: Sequence, frame: int) -> np.ndarray:
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise FormatError(path, None, f"missing or unreadable frame {frame} of {seq.name}")
+    if image.shape[:2] != (seq.info.im_height, seq.info.im_width):  # boxes are clipped to the declared size
+        raise FormatError(path, None, f"the frame is {image.shape[1]}x{image.shape[0]}, but the sequence "
+                                      f"declares {seq.info.im_width}x{seq.info.im_height}")
     return image
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from prtreid.data.soccernet import SEQINFO, read_seqinfo
 from prtreid.errors import FrameError
+from prtreid.storage import atomic_path
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v")
 
@@ -101,11 +102,17 @@ def open_frames(path: str | Path) -> SequenceFrames | VideoFrames:
 
 
 def write_video(path: str | Path, frames: Iterator[np.ndarray], fps: float, crf: int = 23) -> int:
-    """Encode BGR frames to an H.264 MP4 (libx264, yuv420p); returns the number of frames."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Encode BGR frames to an H.264 MP4 (libx264, yuv420p); returns the number of frames.
+
+    The file appears under ``path`` only once complete (written under a temporary name first).
+    """
+    with atomic_path(path) as tmp:
+        return _encode(tmp, frames, fps, crf)
+
+
+def _encode(path: Path, frames: Iterator[np.ndarray], fps: float, crf: int) -> int:
     n = 0
-    with av.open(str(path), mode="w") as container:
+    with av.open(str(path), mode="w", format="mp4") as container:
         stream = None
         for image in frames:
             if stream is None:

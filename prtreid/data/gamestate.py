@@ -31,10 +31,11 @@ def read_gamestate(path: str | Path) -> Sequence:
     rows, labels = _boxes_and_labels(_require(doc, "annotations", list, path, "annotations"), frames, path)
     info = SeqInfo(
         name=str(info_raw.get("name") or path.parent.name),
-        seq_length=int(info_raw.get("seq_length") or (max(frames.values()) if frames else 0)),
+        seq_length=_number(info_raw.get("seq_length") or (max(frames.values()) if frames else 1), int, path,
+                           "info.seq_length"),
         im_width=width,
         im_height=height,
-        frame_rate=float(info_raw.get("frame_rate") or 25.0),
+        frame_rate=_number(info_raw.get("frame_rate") or 25.0, float, path, "info.frame_rate"),
         im_dir=str(info_raw.get("im_dir") or "img1"),
         im_ext=str(info_raw.get("im_ext") or ".jpg"),
     )
@@ -64,8 +65,19 @@ def _require(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], path:
     return obj[key]
 
 
+def _number(value: Any, kind: type[int] | type[float], path: Path, where: str) -> Any:
+    """``value`` as a positive, finite ``kind`` (an integral value for ``int``), else a :class:`FormatError`."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise FormatError(path, where, f"expected a number, got {value!r}") from None
+    if not (np.isfinite(number) and number > 0) or (kind is int and not number.is_integer()):
+        raise FormatError(path, where, f"expected a positive {'whole ' if kind is int else ''}number, got {value!r}")
+    return kind(number)
+
+
 def _frame_numbers(images: list[Any], path: Path) -> tuple[dict[str, int], int, int]:
-    """Map image_id -> 1-based frame number (from the file name, else the list order)."""
+    """Map image_id -> 1-based frame number (from the file name, else the list order), and the image size."""
     frames: dict[str, int] = {}
     sizes: set[tuple[int, int]] = set()
     for i, img in enumerate(images):
@@ -74,12 +86,14 @@ def _frame_numbers(images: list[Any], path: Path) -> tuple[dict[str, int], int, 
             raise FormatError(path, where, "expected an object")
         image_id = str(_require(img, "image_id", (str, int), path, where))
         stem = Path(str(img.get("file_name", ""))).stem
-        frames[image_id] = int(stem) if stem.isdigit() else i + 1
-        if "width" in img and "height" in img:
-            sizes.add((int(img["width"]), int(img["height"])))
+        frames[image_id] = _number(stem, int, path, f"{where}.file_name") if stem.isdigit() else i + 1
+        sizes.add((_number(img.get("width"), int, path, f"{where}.width"),
+                   _number(img.get("height"), int, path, f"{where}.height")))
     if len(sizes) > 1:
         raise FormatError(path, "images", f"images of different sizes {sorted(sizes)}")
-    width, height = sizes.pop() if sizes else (0, 0)
+    if not sizes:
+        raise FormatError(path, "images", "no image")
+    width, height = sizes.pop()
     return frames, width, height
 
 
@@ -98,9 +112,12 @@ def _boxes_and_labels(
         if image_id not in frames:
             raise FormatError(path, f"{where}.image_id", f"unknown image_id {image_id!r}")
         box = _bbox(ann["bbox_image"], path, f"{where}.bbox_image")
-        tid = int(ann["track_id"])
+        tid = _number(ann["track_id"], int, path, f"{where}.track_id")
         rows.append((frames[image_id], tid, *box, 1.0))
-        _collect_attributes(ann.get("attributes") or {}, labels[tid], path, f"{where}.attributes")
+        attrs = ann.get("attributes") or {}
+        if not isinstance(attrs, dict):
+            raise FormatError(path, f"{where}.attributes", f"expected an object, got {type(attrs).__name__}")
+        _collect_attributes(attrs, labels[tid], path, f"{where}.attributes")
     return rows, labels
 
 

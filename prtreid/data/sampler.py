@@ -23,6 +23,9 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from torch.utils.data import Sampler
 
+from prtreid.data.types import ROLES
+from prtreid.errors import ConfigError
+
 if TYPE_CHECKING:
     from prtreid.data.reid_dataset import ReidDataset
 
@@ -63,6 +66,13 @@ class SamplerConfig:
     epoch: Literal["identities", "crops"] = "crops"
     matches_per_batch: int = 1
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        for role, minimum in self.role_minimums.items():
+            if role not in ROLES:
+                raise ConfigError(f"sampler.role_minimums: unknown role {role!r} (known: {', '.join(ROLES)})")
+            if not isinstance(minimum, int) or minimum < 0:
+                raise ConfigError(f"sampler.role_minimums.{role}: expected a whole number >= 0, got {minimum!r}")
 
 
 @dataclass(frozen=True)

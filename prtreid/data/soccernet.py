@@ -19,6 +19,7 @@ The Game State Reconstruction JSON format is read by :mod:`prtreid.data.gamestat
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -98,8 +99,8 @@ def read_seqinfo(path: Path) -> SeqInfo:
             parsed = kind(value)
         except ValueError:
             raise FormatError(path, lineno, f"{key}={value!r} is not a valid {kind.__name__}") from None
-        if kind in (int, float) and parsed < 0:
-            raise FormatError(path, lineno, f"{key}={value!r} must not be negative")
+        if kind in (int, float) and not (math.isfinite(parsed) and parsed > 0):
+            raise FormatError(path, lineno, f"{key}={value!r} must be a positive number")
         return parsed
 
     im_ext = str(get("imExt", str, ".jpg"))

@@ -125,7 +125,8 @@ class TrackActor:
 
     def process(self, entry: VideoEntry) -> VideoRecord:
         """Track one input and store its results, or its failure record."""
-        if is_complete(entry.name, self.out):
+        if is_complete(entry.name, self.out):  # a retry after the results were written
+            self.out.delete(failure_name(entry.name))
             return VideoRecord(entry.name, entry.uri, "skipped")
         start = time.perf_counter()
         local = entry.uri
@@ -261,7 +262,7 @@ def _run_dataset(todo: Sequence[VideoEntry], out: str, pipeline: PipelineConfig,
 
 def _lost(todo: Sequence[VideoEntry], records: Sequence[VideoRecord], out: Storage,
           bulk: BulkConfig) -> list[VideoRecord]:
-    """Failure records for inputs whose every attempt killed its worker (no row came back)."""
+    """Records of inputs for which no row came back: the worker died on every attempt (or storage failed)."""
     seen = {r.name for r in records}
     lost = []
     for entry in todo:
@@ -269,11 +270,13 @@ def _lost(todo: Sequence[VideoEntry], records: Sequence[VideoRecord], out: Stora
             continue
         if is_complete(entry.name, out):  # written before the worker died on its way back
             summary = json.loads(out.read_bytes(f"{entry.name}{SUMMARY_SUFFIX}"))
+            out.delete(failure_name(entry.name))
             lost.append(VideoRecord.from_summary(entry.name, entry.uri, summary))
             continue
+        attempts = "every attempt" if bulk.max_task_retries < 0 else f"each of {bulk.max_task_retries + 1} attempts"
         record = VideoRecord(entry.name, entry.uri, "failed",
-                             error=f"WorkerDied: the worker process died on each of "
-                                   f"{bulk.max_task_retries + 1} attempts at this input")
+                             error=f"WorkerDied: no result came back from {attempts} at this input (the "
+                                   "worker process died, or writing its result failed)")
         write_failure(out, record)
         lost.append(record)
     return lost

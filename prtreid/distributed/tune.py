@@ -22,8 +22,9 @@ Persistence and resume: the Optuna study (``SWEEP/study.db`` SQLite, or ``study_
 database URL, for a study shared between machines) records every trial. ``resume=True`` continues a
 sweep: trials left running by a killed driver are failed and their points enqueued again, then only
 the missing trials run, so the sweep ends with exactly ``num_samples`` finished trials, none
-repeated (see :mod:`prtreid.distributed.study`). The first trial of a new sweep evaluates the
-space's defaults (the paper's values), so the sweep's best is never worse than the baseline.
+repeated (see :mod:`prtreid.distributed.study`). The first trial of a new sweep evaluates the base
+config itself (each parameter's value there, or the space's default where the space does not hold
+it), so the sweep's best is never worse than the configuration it started from.
 
 Outputs in the sweep folder (local or ``s3://``): ``results.csv``, ``best_config.yaml`` (a full
 config: ``prtreid train --config`` / ``prtreid track --config`` read it unchanged), ``plots/*.png``,
@@ -98,7 +99,7 @@ class SweepConfig:
         use_gpu: the trial (or each worker) takes a GPU.
         study_storage: Optuna database URL (e.g. ``postgresql://...``) of a shared study; ``None`` for
             ``study.db`` in the sweep folder (or in ``work_dir`` for an S3 sweep).
-        baseline: the first trial of a new sweep evaluates the space's defaults.
+        baseline: the first trial of a new sweep evaluates the base config (see the module doc).
         plots: draw the PNG plots.
         verbose: Tune's console verbosity (0-3).
     """
@@ -150,7 +151,10 @@ def tune_losses(space: SearchSpace, base: ExperimentConfig, data: str | Path, ou
         The summary written to ``summary.json`` (trial counts, best trial and objective, files).
     """
     _check_root(space, ExperimentConfig)
-    trial_cfg = dataclasses.replace(base, train=dataclasses.replace(base.train, eval_every=1))
+    if base.train.budget_minutes > 0:  # trials must train alike to compare: a budget depends on the machine
+        log.info("sweep: trials train train.epochs=%d epochs each; train.budget_minutes is not used",
+                 base.train.epochs)
+    trial_cfg = dataclasses.replace(base, train=dataclasses.replace(base.train, eval_every=1, budget_minutes=0.0))
     weights = sweep.objective or LOSS_OBJECTIVE
     consts = {"experiment": dataclasses.asdict(trial_cfg), "data": _absolute(data), "weights": weights}
     if sweep.workers_per_trial > 0:
@@ -189,10 +193,13 @@ def tune_tracker(space: SearchSpace, base: PipelineConfig, sequences: str | Path
 def _run_sweep(trainable: Any, space: SearchSpace, base: Any, out: str, sweep: SweepConfig, resume: bool,
                work_dir: str | Path | None, weights: dict[str, float], max_t: int) -> dict[str, Any]:
     storage = Storage(out)
+    if sweep.study_storage and make_url(sweep.study_storage).password:
+        raise ConfigError("study_storage: the URL holds a password, which Ray Tune would save with the search "
+                          "state under OUT/ray: give it through the database driver (PGPASSWORD, ~/.pgpass)")
     url = sweep.study_storage or studies.sqlite_url(_study_file(storage, sweep.name, work_dir, resume))
     metrics = list(sweep.pareto) or ["objective"]
     study = studies.open_study(studies.open_storage(url), sweep.name, ["maximize"] * len(metrics), metrics)
-    done = _prepare_study(study, space, sweep, resume, url)
+    done = _prepare_study(study, space, sweep, resume, url, base)
     remaining = sweep.num_samples - done
     if remaining > 0:
         log.info("sweep %s: %d trial(s) done, running %d more", sweep.name, done, remaining)
@@ -208,7 +215,8 @@ def _run_sweep(trainable: Any, space: SearchSpace, base: Any, out: str, sweep: S
     return summary
 
 
-def _prepare_study(study: optuna.Study, space: SearchSpace, sweep: SweepConfig, resume: bool, url: str) -> int:
+def _prepare_study(study: optuna.Study, space: SearchSpace, sweep: SweepConfig, resume: bool, url: str,
+                   base: Any) -> int:
     """Check resume/new, recover interrupted trials, enqueue the baseline; returns trials done."""
     if study.trials and not resume:
         raise ConfigError(f"sweep {sweep.name!r} already has {len(study.trials)} trials in {_redact(url)}: "
@@ -219,7 +227,7 @@ def _prepare_study(study: optuna.Study, space: SearchSpace, sweep: SweepConfig, 
         _check_same_space(study, space)
         studies.recover_interrupted(study)
     if sweep.baseline:
-        studies.enqueue_baseline(study, space.defaults())
+        studies.enqueue_baseline(study, space.baseline(base))
     return len(studies.counted_trials(study))
 
 
