@@ -53,7 +53,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     tracker.add_argument("--sequences", required=True, help="validation sequences with gt/gt.txt")
     tracker.add_argument("--model", help="PRTReID model.pt (omit: motion-only tracking)")
     tracker.add_argument("--config", type=Path, help="base pipeline YAML (default: the sports preset)")
-    tracker.add_argument("--detector", default="oracle", help="oracle (gt boxes) or det (public det.txt)")
+    tracker.add_argument("--detector", help="oracle (gt boxes) or det (public det.txt); default: the config's, "
+                                            "else oracle")
     tracker.add_argument("--device", help="override the pipeline's device")
     for q in (losses, tracker):
         q.add_argument("--space", type=Path, required=True, help="search space YAML")
@@ -109,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
             base = load_experiment(args.config, args.overrides)
         else:
             space = load_space(args.space, PipelineConfig)
-            base = dataclasses.replace(pipeline_config(args.config, args.device), detector=args.detector)
+            base = pipeline_config(args.config, args.device)
+            base = dataclasses.replace(base, detector=args.detector) if args.detector else base
         sweep = sweep_config(args)
     except ConfigError as exc:
         print(f"tune: error: {exc}", file=sys.stderr)

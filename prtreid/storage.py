@@ -25,6 +25,8 @@ import pyarrow.fs as pafs
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # read once: mkstemp's files are 0600, a finished file gets the usual mode
 
 
 @contextmanager
@@ -36,6 +38,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)

@@ -80,6 +80,20 @@ def test_listing_keeps_the_suffix_where_two_inputs_would_share_a_name(tmp_path: 
         (tmp_path / rel).write_text("x")
     names = [e.name for e in list_inputs(str(tmp_path))]
     assert names == ["m/SNMOT-1", "m/SNMOT-1.mp4", "m/half1.mkv", "m/half1.mp4", "m/half2"]
+    (tmp_path / "m" / "half1.mp4.avi").write_text("x")  # its stem is half1.mp4 again
+    with pytest.raises(FormatError, match="result name 'm/half1.mp4' is already used"):
+        list_inputs(str(tmp_path))
+
+
+def test_finished_files_get_the_usual_mode(tmp_path: Path) -> None:
+    import os
+
+    from prtreid.storage import atomic_write_text
+
+    atomic_write_text(tmp_path / "a.json", "{}")
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
 
 
 # ---------------------------------------------------------------- driver-side pieces (no Ray)

@@ -156,7 +156,7 @@ def test_the_motion_gate_holds_until_relax_gate_after_frames_unseen() -> None:
 def test_boxes_without_area_are_ignored() -> None:
     tracker = PRTTracker(TrackerConfig(n_init=1))
     boxes = np.array([[1920.0, 500, 1920, 580], [300, 500, 340, 600], [50, 80, 90, 80]])  # zero width, height
-    for _ in range(3):  # a singular Kalman covariance would raise on the second frame
+    for _ in range(3):  # tracked, they made the Kalman covariance singular: an error on the second frame
         out = tracker.update(Detections(boxes, np.full(3, 0.9)))
     assert len(out.ids) == 1 and out.boxes[0].tolist() == pytest.approx([300, 500, 340, 600])
 

@@ -23,8 +23,7 @@ def make_detector(spec: str, sequence: Sequence | None = None, cfg: DetectorConf
 
     Raises:
         ConfigError: an unknown spec, or a file-based spec without a sequence.
-        ValueError: the sequence lacks the table the spec reads.
-        FileNotFoundError: YOLO weights that are not on disk.
+        FileNotFoundError: the sequence lacks the table the spec reads, or YOLO weights are not on disk.
     """
     kind, _, arg = spec.partition(":")
     kind = kind.strip().lower()

@@ -205,7 +205,7 @@ def list_inputs(prefix: str) -> list[VideoEntry]:
     names = [_relative_name(p, root) for p in paths]
     clashes = {n for n in names if names.count(n) > 1}  # half1.mp4 beside half1.mkv, or SNMOT-1.mp4 beside SNMOT-1/
     entries = [VideoEntry(scheme + p, posixpath.relpath(p, root) if n in clashes else n) for p, n in zip(paths, names)]
-    return sorted(entries, key=lambda e: e.name)
+    return _unique([(e.uri, e) for e in sorted(entries, key=lambda e: e.name)], prefix)
 
 
 def load_entries(manifest: str | None = None, prefix: str | None = None) -> list[VideoEntry]:

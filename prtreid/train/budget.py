@@ -5,8 +5,9 @@ EPYC with AVX512-BF16, bfloat16 autocast trains 1.3-1.7x faster than float32; on
 AVX2-only EPYC a step takes 0.62 s in float32 and about 15 s under bfloat16 autocast (emulated).
 So bfloat16 is used only where the CPU has it, and a run can be given minutes instead of epochs
 (``train.budget_minutes``): after its first epoch, the slowest worker's time for that epoch sets how
-many epochs fit, and the learning-rate schedule is stretched over that many (the first epoch's
-warm-up is unchanged).
+many epochs fit, and the learning-rate schedule is stretched over that many. The warm-up, at most
+half the run, is then cut with it: where the first epoch ended mid-ramp (a warm-up of several
+epochs), the rate steps up to its peak at the second epoch.
 """
 
 from __future__ import annotations

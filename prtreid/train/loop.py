@@ -156,7 +156,8 @@ def fit(cfg: ExperimentConfig, store: str | Path, out_dir: str | Path,
     epoch = start
     while epoch < cfg.train.epochs:
         sampler.set_epoch(epoch)
-        seed_everything(cfg.train.seed, rt.rank, epoch)  # a resumed epoch draws what it would have
+        # a resumed epoch draws what it would have (in this process; DataLoader workers are seeded once a run)
+        seed_everything(cfg.train.seed, rt.rank, epoch)
         began = time.perf_counter()
         metrics = {"epoch": epoch + 1} | train_epoch(model, loader, criterion, optimizer, scheduler, scaler,
                                                       device, cfg.train, show=rt.progress and rt.rank == 0,
