@@ -99,7 +99,7 @@ def track_only(frames: list[np.ndarray], dets: list[Any], embs: list[Any], cfg: 
     tracker, cmc = PRTTracker(cfg.tracker), CameraMotion(cfg.cmc, downscale=cfg.cmc_downscale)
     rows = []
     for i, (image, det, emb) in enumerate(zip(frames, dets, embs)):
-        warp = cmc.estimate(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)) if cfg.cmc != "none" else None
+        warp = cmc.estimate(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), det.boxes) if cfg.cmc != "none" else None
         app = Appearance(emb.feats, emb.vis, emb.team, emb.role_probs)
         rows.append(TrackTable.from_tracks(i + 1, tracker.update(Detections(det.boxes, det.scores), app, warp), app))
     return len(rows)

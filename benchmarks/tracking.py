@@ -8,7 +8,8 @@ detection, the L2-normalised foreground and global embeddings concatenated and L
 (their cosine distance is the mean of the two cosine distances).
 
 Timing is ``time.perf_counter`` around each ``update`` call only. PRT-Track receives its camera
-motion as a 2x3 warp computed upstream, once per frame (the pipeline's ``CameraMotion``), while
+motion as a 2x3 warp computed upstream, once per frame and detection source (the pipeline's
+``CameraMotion``, which leaves out the pixels of that source's boxes), while
 boxmot's StrongSORT and BoT-SORT estimate theirs (ECC) inside ``update``. So each table shows the
 per-frame cost with camera motion (PRT-Track: update + upstream CMC; boxmot: update) and without
 it (boxmot's CMC is timed by wrapping its ``cmc.apply``, and subtracted). ByteTrack and OC-SORT
@@ -62,13 +63,13 @@ SMALL_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "train_cpu_smal
 
 @dataclass
 class PreparedSequence:
-    """A sequence with its per-frame inputs (per detection source) and upstream camera motion."""
+    """A sequence with its per-frame inputs and upstream camera motion, per detection source."""
 
     seq: Sequence
     frame_ids: list[int] = field(default_factory=list)
     inputs: dict[str, list[FrameInputs]] = field(default_factory=dict)
-    warps: list[np.ndarray | None] = field(default_factory=list)
-    cmc_seconds: float = 0.0
+    warps: dict[str, list[np.ndarray | None]] = field(default_factory=dict)
+    cmc_seconds: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -96,21 +97,22 @@ def _valid(boxes: np.ndarray) -> np.ndarray:
     return (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
 
 
-def prepare_sequence(seq: Sequence, embedder: Embedder, sources: dict[str, str], cmc: CameraMotion | None,
+def prepare_sequence(seq: Sequence, embedder: Embedder, sources: dict[str, str], cmc: str = "none",
                      batch: int = 8) -> PreparedSequence:
-    """Detections and embeddings of every frame for each source, and the camera motion, once."""
+    """Detections, embeddings and camera motion (method ``cmc``) of every frame for each source, once."""
     detectors = {name: MotFileDetector.from_sequence(seq, src) for name, src in sources.items()}
-    out = PreparedSequence(seq, inputs={name: [] for name in sources})
-    if cmc is not None:
-        cmc.reset()
+    motion = {name: CameraMotion(cmc, downscale=PipelineConfig().cmc_downscale) for name in sources}
+    out = PreparedSequence(seq, inputs={name: [] for name in sources}, warps={name: [] for name in sources},
+                           cmc_seconds={name: 0.0 for name in sources})
     for ids, images in _batches(open_frames(seq.root), batch):
         out.frame_ids += ids
-        for image in images:
-            start = time.perf_counter()
-            out.warps.append(None if cmc is None else cmc.estimate(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)))
-            out.cmc_seconds += time.perf_counter() - start
         for name, detector in detectors.items():
             dets = detector.detect(images, ids)
+            for image, det in zip(images, dets):
+                start = time.perf_counter()
+                warp = motion[name].estimate(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), det.boxes)
+                out.warps[name].append(None if cmc == "none" else warp)
+                out.cmc_seconds[name] += time.perf_counter() - start
             keep = [_valid(d.boxes) for d in dets]
             embs = embedder.embed(images, [d.boxes[k] for d, k in zip(dets, keep)])
             out.inputs[name] += [FrameInputs(d.boxes[k], d.scores[k], e.feats, e.vis, e.team, e.role_probs)
@@ -142,7 +144,7 @@ def run_tracker(adapter: TrackerAdapter, prepared: PreparedSequence, source: str
     frame_ids = prepared.frame_ids[:max_frames]
     for i, frame_id in enumerate(frame_ids):
         image = next(images) if images is not None else None
-        args = adapter.prepare(prepared.inputs[source][i], prepared.warps[i], image, f"{seq.name}:{frame_id}")
+        args = adapter.prepare(prepared.inputs[source][i], prepared.warps[source][i], image, f"{seq.name}:{frame_id}")
         start = time.perf_counter()
         out = adapter.update(args)
         stats.update_s += time.perf_counter() - start
@@ -153,7 +155,7 @@ def run_tracker(adapter: TrackerAdapter, prepared: PreparedSequence, source: str
     stats.frames += len(frame_ids)
     stats.cmc_inside_s += adapter.cmc_seconds()
     if isinstance(adapter, PrtAdapter):
-        stats.cmc_upstream_s += prepared.cmc_seconds * len(frame_ids) / max(len(prepared.frame_ids), 1)
+        stats.cmc_upstream_s += prepared.cmc_seconds[source] * len(frame_ids) / max(len(prepared.frame_ids), 1)
 
 
 def summarise(stats: RunStats, seqs: list[Sequence]) -> dict[str, float]:
@@ -286,9 +288,8 @@ def main(argv: list[str] | None = None) -> None:
     sources = {k: v for k, v in SOURCES.items() if all(getattr(s, v) is not None for s in seqs)}
     for name in SOURCES.keys() - sources.keys():
         log.warning("skipping the %s detections: some sequence has no %s.txt", name, SOURCES[name])
-    cmc = None if args.cmc == "none" else CameraMotion(args.cmc, downscale=PipelineConfig().cmc_downscale)
     start = time.perf_counter()
-    prepared = [prepare_sequence(s, embedder, sources, cmc) for s in seqs]
+    prepared = [prepare_sequence(s, embedder, sources, args.cmc) for s in seqs]
     log.info("inputs prepared once in %.1f s", time.perf_counter() - start)
     results = benchmark(prepared, make_adapters(args.trackers, TrackerConfig.sports()), sources, args.blas_threads)
     print(report(args, results, prepared, notes, str(data)))

@@ -90,7 +90,7 @@ def test_every_tracker_runs_on_the_same_inputs_offline(tiny_seq: Sequence, monke
     monkeypatch.setattr(socket.socket, "connect", no_network)
     n = tiny_seq.info.seq_length
     prepared = bench.PreparedSequence(tiny_seq, list(range(1, n + 1)), {"oracle": _ideal_inputs(tiny_seq)},
-                                      [None] * n, cmc_seconds=0.004 * n)
+                                      {"oracle": [None] * n}, cmc_seconds={"oracle": 0.004 * n})
     names = [bench.PRT, *bench.BOXMOT_TRACKERS]
     results = bench.benchmark([prepared], bench.make_adapters(names, TrackerConfig.sports()), ["oracle"])["oracle"]
     assert list(results) == names
