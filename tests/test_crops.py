@@ -231,6 +231,18 @@ def test_frames_of_another_size_than_declared_are_an_error(data_dir: Path, tmp_p
         build_crops(src, tmp_path / "crops", CropConfig(max_per_identity=0))
 
 
+def test_a_run_folders_store_is_rebuilt_for_other_settings(data_dir: Path, tmp_path: Path) -> None:
+    from prtreid.cli.reid import crop_store
+
+    out = tmp_path / "crops"
+    crop_store(data_dir / "test", out, CropConfig(max_per_identity=2))
+    few, built = len(read_crop_index(out)), (out / "index.parquet").stat().st_mtime_ns
+    crop_store(data_dir / "test", out, CropConfig(max_per_identity=2))
+    assert (out / "index.parquet").stat().st_mtime_ns == built  # the same settings: reused
+    crop_store(data_dir / "test", out, CropConfig(max_per_identity=0))
+    assert len(read_crop_index(out)) > few  # other settings: rebuilt, not trained on the old crops
+
+
 def test_rebuild_keeps_no_crop_of_an_earlier_build(data_dir: Path, tmp_path: Path) -> None:
     src = tmp_path / "data"
     shutil.copytree(data_dir, src)

@@ -224,6 +224,10 @@ def test_export_yolo_dataset(tmp_path: Path) -> None:
     assert len(labels) == 3  # the ball is not a person
     np.testing.assert_array_equal(labels[:, 0], 0)
     np.testing.assert_allclose(labels[:, 1:], expected, atol=1e-6)
+    (roots[1] / "img1" / "000003.jpg").unlink()
+    with pytest.raises(FileNotFoundError, match="000003"):
+        export_yolo_dataset(roots, tmp_path / "yolo", frame_stride=2, val_fraction=0.34)
+    assert not data_yaml.exists()  # a half-done export does not look complete
 
 
 def test_export_single_sequence_validates_on_itself(tmp_path: Path) -> None:

@@ -33,17 +33,26 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def crop_store(data: Path, out: Path, cfg) -> Path:
-    """``data`` itself when it is a crop store, else a store built from its sequences into ``out``."""
+    """``data`` itself when it is a crop store, else a store built from its sequences into ``out``.
+
+    A store already in ``out`` is reused only when it was built from the same sequences with the
+    same crop settings (``out/build.json``); otherwise it is rebuilt.
+    """
     from prtreid.data.crops import build_crops
+    from prtreid.storage import atomic_write_text
 
     if (data / "index.parquet").exists():
         return data
-    if not (out / "index.parquet").exists():
-        progress, close = bar(f"crops {data.name}", unit="seq")
-        try:
-            build_crops(data, out, cfg, progress=progress)
-        finally:
-            close()
+    stamp = json.loads(json.dumps({"data": str(data.resolve()), "crops": dataclasses.asdict(cfg)}))
+    built = out / "build.json"
+    if (out / "index.parquet").exists() and built.exists() and json.loads(built.read_text()) == stamp:
+        return out
+    progress, close = bar(f"crops {data.name}", unit="seq")
+    try:
+        build_crops(data, out, cfg, progress=progress)
+    finally:
+        close()
+    atomic_write_text(built, json.dumps(stamp, indent=2))
     return out
 
 

@@ -106,6 +106,7 @@ def export_yolo_dataset(
     out_dir = Path(out_dir).resolve()
     sequences = _labelled_sequences(seq_roots)
     splits = split_sequences([s.name for s in sequences], val_fraction, seed)
+    (out_dir / "data.yaml").unlink(missing_ok=True)  # until the new export is complete
     for split in SPLITS:
         for kind in ("images", "labels"):
             shutil.rmtree(out_dir / kind / split, ignore_errors=True)
