@@ -47,6 +47,7 @@ def crop_store(data: Path, out: Path, cfg) -> Path:
     built = out / "build.json"
     if (out / "index.parquet").exists() and built.exists() and json.loads(built.read_text()) == stamp:
         return out
+    built.unlink(missing_ok=True)  # stamped again once the new build is complete
     progress, close = bar(f"crops {data.name}", unit="seq")
     try:
         build_crops(data, out, cfg, progress=progress)
