@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import cv2
 import numpy as np
 import pandas as pd
 
@@ -119,8 +118,7 @@ class VideoPipeline:
             timings["embed"] += (t3 := time.perf_counter()) - t2
             for frame_id, image, det, emb in zip(ids, frames, dets, embs):
                 # the players move on their own: their pixels are left out (sparse flow 0.51 -> 0.31 px error)
-                gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-                warp = cmc.estimate(gray, det.boxes) if self.cfg.cmc != "none" else None
+                warp = cmc.estimate(image, det.boxes) if self.cfg.cmc != "none" else None
                 app = None if emb is None else Appearance(emb.feats, emb.vis, emb.team, emb.role_probs)
                 tracks = tracker.update(Detections(det.boxes, det.scores), app, warp)
                 rows.append(TrackTable.from_tracks(frame_id, tracks, app))
