@@ -1,6 +1,8 @@
 """The trackers of ``benchmarks/tracking.py`` behind one adapter interface.
 
 PRT-Track gets the full part-based appearance and its camera motion as a warp computed upstream;
+``PRT-Track + offline`` is the same online run followed by the pipeline's offline box steps over
+the whole sequence (gap interpolation, smoothing of detector boxes: ``refine_boxes``);
 boxmot's trackers (optional ``bench`` extra) get ``boxmot.structures.Detections`` with one
 embedding per detection and estimate their own camera motion inside ``update``, which a stopwatch
 around their ``cmc.apply`` times separately. boxmot never builds a ReID model here: a guard refuses
@@ -11,16 +13,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import torch
 
+from prtreid.data.types import MotTable
+from prtreid.pipeline.video import PipelineConfig, refine_boxes
 from prtreid.track.config import TrackerConfig
 from prtreid.track.tracker import Appearance, Detections, PRTTracker
+from prtreid.track.tracklets import TrackTable
 
 PRT = "PRT-Track"
+PRT_OFFLINE = "PRT-Track + offline"
 BOXMOT_TRACKERS = ("StrongSORT", "BoT-SORT", "ByteTrack", "OC-SORT")
 
 
@@ -65,12 +71,16 @@ class TrackerAdapter:
         """Seconds spent estimating camera motion inside ``update`` so far."""
         return 0.0
 
+    def finish(self, table: MotTable, detector: str) -> MotTable:
+        """Offline steps over one sequence's output, boxes from pipeline detector ``detector`` (none here)."""
+        return table
+
 
 class PrtAdapter(TrackerAdapter):
     """PRT-Track with the full part-based appearance; camera motion arrives as ``warp``."""
 
-    def __init__(self, cfg: TrackerConfig, name: str = PRT) -> None:
-        self.cfg, self.name = cfg, name
+    def __init__(self, cfg: TrackerConfig, name: str = PRT, offline: PipelineConfig | None = None) -> None:
+        self.cfg, self.name, self.offline = cfg, name, offline
 
     def start(self, fps: float) -> None:
         self.tracker = PRTTracker(self.cfg)
@@ -82,6 +92,13 @@ class PrtAdapter(TrackerAdapter):
 
     def read(self, out: Any) -> tuple[np.ndarray, np.ndarray]:
         return out.ids, out.boxes
+
+    def finish(self, table: MotTable, detector: str) -> MotTable:
+        if self.offline is None:
+            return table
+        xyxy = np.concatenate([table.box[:, :2], table.box[:, :2] + table.box[:, 2:]], axis=1)
+        tracks = TrackTable(table.frame, table.track_id, xyxy, table.conf)
+        return refine_boxes(tracks, replace(self.offline, detector=detector)).to_mot()
 
 
 class _NoReID:
@@ -178,6 +195,10 @@ def to_boxmot_detections(inputs: FrameInputs, sample_id: str, with_embeddings: b
 
 
 def make_adapters(names: Iterable[str], prt_cfg: TrackerConfig) -> list[TrackerAdapter]:
-    """Adapters for ``PRT-Track`` and boxmot tracker names, in order."""
-    return [PrtAdapter(prt_cfg) if n == PRT else BoxmotAdapter(n) for n in names]
+    """Adapters for ``PRT-Track``, ``PRT-Track + offline`` and boxmot tracker names, in order."""
+    made: dict[str, Callable[[], TrackerAdapter]] = {
+        PRT: lambda: PrtAdapter(prt_cfg),
+        PRT_OFFLINE: lambda: PrtAdapter(prt_cfg, PRT_OFFLINE, offline=PipelineConfig(tracker=prt_cfg)),
+    }
+    return [made[n]() if n in made else BoxmotAdapter(n) for n in names]
 

@@ -33,7 +33,7 @@ from prtreid.track.cmc import CameraMotion
 from prtreid.track.config import TrackerConfig
 from prtreid.track.context import RoleContext
 from prtreid.track.tracker import Appearance, Detections, PRTTracker
-from prtreid.track.tracklets import TrackTable, assign_teams, interpolate_gaps, vote_roles
+from prtreid.track.tracklets import TrackTable, assign_teams, interpolate_gaps, smooth_boxes, vote_roles
 from prtreid.train.checkpoint import load_model
 from prtreid.train.loop import resolve_device
 
@@ -52,6 +52,9 @@ class PipelineConfig:
         cmc_downscale: frames are shrunk by this factor for camera-motion estimation.
         batch_frames: frames decoded, detected and embedded together.
         interpolate_gap: fill track gaps up to this many frames (0: off).
+        smooth_window: smooth each track's boxes over this many frames (odd; 0: off) with a
+            Savitzky-Golay filter of order 2, after the gaps are filled. Applies to a detector's
+            boxes (``det``, ``yolo:``), not to ``oracle`` ones, which are exact.
         role_context: the match-context role decision over tracklets (:mod:`prtreid.track.context`).
         device: ``auto``, ``cpu`` or ``cuda``; amp: fp16 embedding on CUDA.
     """
@@ -63,9 +66,16 @@ class PipelineConfig:
     cmc_downscale: float = 2.0
     batch_frames: int = 8
     interpolate_gap: int = 10
+    smooth_window: int = 9
     role_context: RoleContext = field(default_factory=RoleContext)
     device: str = "auto"
     amp: bool = False
+
+    def __post_init__(self) -> None:
+        if self.interpolate_gap < 0:
+            raise ConfigError(f"interpolate_gap: must be 0 (off) or positive, got {self.interpolate_gap}")
+        if self.smooth_window != 0 and (self.smooth_window < 5 or self.smooth_window % 2 == 0):
+            raise ConfigError(f"smooth_window: must be 0 (off) or an odd number of frames >= 5, got {self.smooth_window}")
 
 
 @dataclass
@@ -138,9 +148,7 @@ class VideoPipeline:
             roles = vote_roles(table.track_id, table.role_probs, self.role_names, frames=table.frame,
                                team_rows=table.team, context=self.cfg.role_context)
             teams = assign_teams(table.track_id, table.team, roles)
-        if self.cfg.interpolate_gap > 0 and len(table):
-            table = interpolate_gaps(table, self.cfg.interpolate_gap)
-        table = table.sorted()
+        table = refine_boxes(table, self.cfg)
         ltwh = np.concatenate([table.box[:, :2], table.box[:, 2:] - table.box[:, :2]], axis=1)
         return pd.DataFrame({
             "frame": table.frame, "track_id": table.track_id,
@@ -150,6 +158,18 @@ class VideoPipeline:
             "role": pd.array([roles.get(int(t)) for t in table.track_id], dtype="string"),
             "interpolated": table.interpolated,
         })
+
+
+def refine_boxes(table: TrackTable, cfg: PipelineConfig) -> TrackTable:
+    """The offline box steps of ``cfg``: gap interpolation, then smoothing of a detector's boxes.
+
+    Returns the table sorted by frame, then track.
+    """
+    if cfg.interpolate_gap > 0 and len(table):
+        table = interpolate_gaps(table, cfg.interpolate_gap)
+    if cfg.smooth_window > 0 and cfg.detector != "oracle" and len(table):
+        table = smooth_boxes(table, cfg.smooth_window)
+    return table.sorted()
 
 
 def _batches(source: Any, size: int, timings: dict[str, float]) -> Iterator[tuple[list[int], list[np.ndarray]]]:
