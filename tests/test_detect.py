@@ -15,7 +15,7 @@ import yaml
 from prtreid.config import from_dict
 from prtreid.data.soccernet import load_sequence, write_sequence
 from prtreid.data.types import MotTable, SeqInfo, Sequence, TrackInfo
-from prtreid.detect import DetectorConfig, FrameDetections, MotFileDetector, YoloDetector, make_detector
+from prtreid.detect import BALL_CLASS, PERSON_CLASS, DetectorConfig, FrameDetections, MotFileDetector, YoloDetector, make_detector
 from prtreid.detect.yolo_train import (
     export_yolo_dataset,
     prepare_offline_ultralytics,
@@ -115,17 +115,18 @@ def test_detector_config_validates() -> None:
 
 # --- oracle and public detections --------------------------------------------------------------
 
-def test_oracle_converts_boxes_and_drops_the_ball(hand_sequence: Sequence) -> None:
-    det = make_detector("oracle", hand_sequence)
+def test_oracle_converts_boxes_and_labels_the_ball(hand_sequence: Sequence) -> None:
+    det = make_detector("oracle", hand_sequence)  # the pipeline's oracle: people and the ball
     f1, f2, f3 = det.detect([None, None, None], [1, 2, 3])
-    np.testing.assert_allclose(f1.boxes, [[10, 20, 40, 80], [100, 40, 120, 90]])
-    np.testing.assert_allclose(f1.scores, [1.0, 1.0])
-    np.testing.assert_array_equal(f1.classes, [0, 0])
+    np.testing.assert_allclose(f1.boxes, [[10, 20, 40, 80], [100, 40, 120, 90], [50, 50, 54, 54]])
+    np.testing.assert_allclose(f1.scores, [1.0, 1.0, 1.0])
+    np.testing.assert_array_equal(f1.classes, [PERSON_CLASS, PERSON_CLASS, BALL_CLASS])
     np.testing.assert_allclose(f2.boxes, [[12.5, 21, 42.5, 81]])
     assert f3.boxes.shape == (0, 4) and f3.scores.shape == (0,) and f3.classes.shape == (0,)
     assert f3.boxes.dtype == np.float64
-    kept_ball = MotFileDetector.from_sequence(hand_sequence, "gt", drop_roles=())
-    assert len(kept_ball.at_frame(1)) == 3 and len(det) == 3
+    people = MotFileDetector.from_sequence(hand_sequence, "gt")  # by default the ball is dropped
+    assert len(people.at_frame(1)) == 2 and len(people) == 3 and len(det) == 4
+    np.testing.assert_array_equal(f1.select(f1.classes == PERSON_CLASS).boxes, people.at_frame(1).boxes)
 
 
 def test_public_detections_keep_confidences(hand_sequence: Sequence) -> None:

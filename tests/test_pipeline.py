@@ -39,6 +39,15 @@ def test_oracle_tracking_writes_all_outputs_and_scores_well(synth_data: Path, tm
     assert set(summary["seconds"]) >= {"decode", "detect", "embed", "track", "post", "total"}
     res = evaluate_tracking(seq, tmp_path)
     assert res[name]["HOTA"] > 0.6 and res[name]["DetA"] > 0.6, res[name]
+    # the ball: one track of its own, with the ground truth's box on every frame the ball is labelled
+    gt = load_sequence(seq).gt
+    ball_ids = [t for t, info in load_sequence(seq).tracks.items() if info.role == "ball"]
+    gt_ball = gt.select(np.isin(gt.track_id, ball_ids))
+    assert len(gt_ball) > 0
+    pred_rows = [np.flatnonzero((mot.frame == f) & (np.abs(mot.box - b).max(1) < 0.01)) for f, b in zip(gt_ball.frame, gt_ball.box)]
+    assert all(len(r) == 1 for r in pred_rows)
+    ball_track = np.unique(mot.track_id[np.concatenate(pred_rows)])
+    assert len(ball_track) == 1 and (mot.track_id == ball_track[0]).sum() == len(gt_ball)
 
 
 def test_model_adds_team_and_role_per_tracklet(synth_data: Path, untrained_model: Path, tmp_path: Path) -> None:
@@ -46,7 +55,9 @@ def test_model_adds_team_and_role_per_tracklet(synth_data: Path, untrained_model
     assert cli(["track", "--input", str(seq), "--model", str(untrained_model), "--out", str(tmp_path)]) == 0
     tracks = pd.read_parquet(tmp_path / f"{seq.name}.tracks.parquet")
     assert tracks["role"].notna().all()
-    assert set(tracks["role"].unique()) <= {"player", "goalkeeper", "referee", "other"}
+    assert set(tracks["role"].unique()) <= {"player", "goalkeeper", "referee", "other", "ball"}
+    ball = tracks[tracks["role"] == "ball"]
+    assert ball["track_id"].nunique() == 1 and ball["team"].isna().all()  # the oracle's ball: no team
     per_track = tracks.groupby("track_id")[["team", "role"]].nunique(dropna=False)
     assert (per_track["role"] == 1).all() and (per_track["team"] == 1).all()  # one label per tracklet
 

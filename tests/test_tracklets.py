@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from prtreid.data.types import ROLES
-from prtreid.track import Appearance, TrackTable, Tracks, assign_teams, interpolate_gaps, smooth_boxes, vote_roles
+from prtreid.detect import BALL_CLASS, PERSON_CLASS, FrameDetections
+from prtreid.track import Appearance, BallTrack, TrackTable, Tracks, assign_teams, interpolate_gaps, smooth_boxes, vote_roles
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -111,3 +112,15 @@ def test_table_from_tracker_output_and_to_mot() -> None:
     mot = table.to_mot()
     assert mot.frame.tolist() == [3, 3, 4, 4]
     np.testing.assert_allclose(mot.box[1], [5, 5, 20, 40])
+
+
+def test_ball_track_keeps_the_most_confident_ball_of_each_frame() -> None:
+    ball = BallTrack()
+    ball.update(1, FrameDetections([[0, 0, 10, 30], [5, 5, 9, 9], [20, 20, 24, 24]], [0.9, 0.4, 0.7],
+                                   [PERSON_CLASS, BALL_CLASS, BALL_CLASS]))
+    ball.update(2, FrameDetections([[0, 0, 10, 30]], [0.95], [PERSON_CLASS]))  # the ball is not seen
+    ball.update(3, FrameDetections([[6, 6, 10, 10]], [0.5], [BALL_CLASS]))
+    table = ball.table(track_id=12)
+    assert table.frame.tolist() == [1, 3] and table.track_id.tolist() == [12, 12]
+    np.testing.assert_allclose(table.box, [[20, 20, 24, 24], [6, 6, 10, 10]])
+    np.testing.assert_allclose(table.score, [0.7, 0.5])

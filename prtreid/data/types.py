@@ -16,6 +16,9 @@ import numpy as np
 ROLES: tuple[str, ...] = ("player", "goalkeeper", "referee", "ball", "other")
 """Canonical roles, in the order used for role class indices."""
 
+BALL_ROLE = "ball"
+"""The ball's role (one of :data:`ROLES`)."""
+
 TEAMS: tuple[str, ...] = ("left", "right")
 """Team sides as SoccerNet names them."""
 

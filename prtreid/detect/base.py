@@ -16,6 +16,9 @@ import numpy as np
 PERSON_CLASS = 0
 """Class index of a person, in COCO models and in the detectors trained by this package."""
 
+BALL_CLASS = 32
+"""Class index of the ball: COCO's ``sports ball``; the ground truth's ball rows carry it too."""
+
 
 @dataclass(frozen=True)
 class FrameDetections:
@@ -24,7 +27,7 @@ class FrameDetections:
     Attributes:
         boxes: (N, 4) float64, ``x1, y1, x2, y2`` in pixels of the frame.
         scores: (N,) float64 confidences.
-        classes: (N,) int64 class indices (0 = person).
+        classes: (N,) int64 class indices (:data:`PERSON_CLASS`, :data:`BALL_CLASS`, ...).
     """
 
     boxes: np.ndarray
@@ -47,6 +50,10 @@ class FrameDetections:
     def __len__(self) -> int:
         return len(self.scores)
 
+    def select(self, rows: np.ndarray) -> FrameDetections:
+        """The detections at ``rows`` (a boolean mask or indices)."""
+        return FrameDetections(self.boxes[rows], self.scores[rows], self.classes[rows])
+
     @classmethod
     def empty(cls) -> FrameDetections:
         """A frame without detections."""
@@ -64,7 +71,8 @@ class DetectorConfig:
         batch: frames per forward pass.
         device: ``"auto"`` (first CUDA device, else CPU), ``"cpu"``, ``"0"``, ``"cuda:1"``, ...
         half: fp16 inference; only applied on CUDA devices.
-        classes: class indices kept (``(0,)``: person); an empty tuple keeps every class.
+        classes: class indices kept (``(0,)``: person); an empty tuple keeps every class. With COCO
+            weights, ``(0, 32)`` keeps the ball too (:data:`BALL_CLASS`), which the pipeline tracks apart.
         max_det: at most this many detections per frame.
     """
 

@@ -15,7 +15,8 @@ def make_detector(spec: str, sequence: Sequence | None = None, cfg: DetectorConf
     """A detector from its spec.
 
     Args:
-        spec: ``"oracle"`` (ground-truth boxes of ``sequence``, score 1, ball dropped), ``"det"``
+        spec: ``"oracle"`` (ground-truth boxes of ``sequence``, score 1, the ball's with
+            :data:`~prtreid.detect.base.BALL_CLASS`), ``"det"``
             (the public detections of ``sequence``, those scoring below ``cfg.conf`` dropped) or
             ``"yolo:PATH"`` (a YOLO model from a local ``.pt`` or a model yaml).
         sequence: the sequence being tracked; required by ``oracle`` and ``det``.
@@ -32,7 +33,9 @@ def make_detector(spec: str, sequence: Sequence | None = None, cfg: DetectorConf
         if sequence is None:
             raise ConfigError(f"detector {spec!r} reads the sequence's files: a sequence is required")
         source = "gt" if kind == "oracle" else "det"
-        return MotFileDetector.from_sequence(sequence, source, min_conf=0.0 if kind == "oracle" else cfg.conf)
+        if kind == "oracle":  # the ball too: the ground truth, which scores the result, has it
+            return MotFileDetector.from_sequence(sequence, source, drop_roles=())
+        return MotFileDetector.from_sequence(sequence, source, min_conf=cfg.conf)
     if weights:
         from prtreid.detect.yolo import YoloDetector
 

@@ -1,8 +1,9 @@
 """Detectors that read their boxes from a sequence's files instead of looking at the frames.
 
-``gt/gt.txt`` gives oracle detections (every labelled person, score 1): tracking from them
-isolates association errors from detection errors. ``det/det.txt`` gives the public detections
-shipped with SoccerNet-Tracking, with their own confidences.
+``gt/gt.txt`` gives oracle detections (every labelled person, score 1, and the ball when asked
+for, with :data:`BALL_CLASS`): tracking from them isolates association errors from detection
+errors. ``det/det.txt`` gives the public detections shipped with SoccerNet-Tracking, with their own
+confidences.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from typing import Literal
 
 import numpy as np
 
-from prtreid.data.types import MotTable, Sequence, TrackInfo
-from prtreid.detect.base import PERSON_CLASS, FrameDetections, check_batch
+from prtreid.data.types import BALL_ROLE, MotTable, Sequence, TrackInfo
+from prtreid.detect.base import BALL_CLASS, PERSON_CLASS, FrameDetections, check_batch
 
-NOT_PEOPLE: tuple[str, ...] = ("ball",)
+NOT_PEOPLE: tuple[str, ...] = (BALL_ROLE,)
 """Roles whose boxes are not people and are dropped by default."""
 
 
@@ -26,7 +27,9 @@ class MotFileDetector:
     Args:
         table: the rows (1-based frames, ``left, top, width, height`` boxes, confidences).
         roles: track id -> role (a role name or a :class:`TrackInfo`), from ``gameinfo.ini``;
-            rows of tracks whose role is in ``drop_roles`` are removed. ``None`` keeps every row.
+            rows of tracks whose role is in ``drop_roles`` are removed, kept rows of the ball get
+            :data:`BALL_CLASS` (every other row :data:`PERSON_CLASS`). ``None`` keeps every row, as
+            a person.
         drop_roles: roles that are not people (the ball).
         min_conf: rows with a lower confidence are removed.
     """
@@ -47,6 +50,8 @@ class MotFileDetector:
         self._frame = rows.frame[order]
         self._xyxy = _xywh_to_xyxy(rows.box[order])
         self._conf = rows.conf[order]
+        balls = list(_track_ids_with_role(roles or {}, (BALL_ROLE,)))
+        self._class = np.where(np.isin(rows.track_id[order], balls), BALL_CLASS, PERSON_CLASS).astype(np.int64)
 
     @classmethod
     def from_sequence(
@@ -56,7 +61,10 @@ class MotFileDetector:
         min_conf: float = 0.0,
         drop_roles: Collection[str] = NOT_PEOPLE,
     ) -> MotFileDetector:
-        """Oracle (``source="gt"``, every score 1, ball dropped) or public (``"det"``) detections of a sequence.
+        """Oracle (``source="gt"``, every score 1) or public (``"det"``) detections of a sequence.
+
+        Oracle rows of ``drop_roles`` (by default the ball) are removed; with ``drop_roles=()`` the
+        ball stays, with :data:`BALL_CLASS`. Public detections carry no class: every row is a person.
 
         Raises:
             FileNotFoundError: the sequence has no such table.
@@ -88,7 +96,7 @@ class MotFileDetector:
         return FrameDetections(
             boxes=self._xyxy[lo:hi].copy(),
             scores=self._conf[lo:hi].copy(),
-            classes=np.full(hi - lo, PERSON_CLASS, np.int64),
+            classes=self._class[lo:hi].copy(),
         )
 
 

@@ -12,8 +12,9 @@ import pandas as pd
 from prtreid.data.frames import open_frames, write_video
 
 TEAM_COLOURS = {0: (255, 140, 30), 1: (40, 40, 230)}  # BGR: blue-ish, red-ish
-ROLE_COLOURS = {"goalkeeper": (0, 215, 255), "referee": (20, 20, 20), "other": (180, 180, 180)}
-ROLE_TAGS = {"player": "", "goalkeeper": "GK", "referee": "REF", "other": "OTH"}
+ROLE_COLOURS = {"goalkeeper": (0, 215, 255), "referee": (20, 20, 20), "other": (180, 180, 180),
+                "ball": (255, 255, 255)}
+ROLE_TAGS = {"player": "", "goalkeeper": "GK", "referee": "REF", "other": "OTH", "ball": "BALL"}
 UNKNOWN = (200, 200, 200)
 
 

@@ -23,12 +23,13 @@ import pandas as pd
 
 from prtreid.data.frames import SequenceFrames, open_frames
 from prtreid.data.soccernet import format_mot, load_sequence
-from prtreid.data.types import MotTable
-from prtreid.detect.base import DetectorConfig
+from prtreid.data.types import BALL_ROLE, MotTable
+from prtreid.detect.base import BALL_CLASS, DetectorConfig
 from prtreid.detect.factory import make_detector
 from prtreid.errors import ConfigError
 from prtreid.pipeline.embed import Embedder
 from prtreid.storage import Storage
+from prtreid.track.ball import BallTrack
 from prtreid.track.cmc import CameraMotion
 from prtreid.track.config import TrackerConfig
 from prtreid.track.context import RoleContext
@@ -107,7 +108,7 @@ class VideoPipeline:
 
     def run(self, source_path: str | Path, name: str | None = None,
             meta: dict[str, Any] | None = None) -> VideoResult:
-        """Track every person of one sequence folder or video file."""
+        """Track every person of one sequence folder or video file, and the ball where it is detected."""
         source = open_frames(source_path)  # a missing or undecodable input fails here, with its path
         name = name or source.info.name
         if self._detector is None and not isinstance(source, SequenceFrames):
@@ -115,6 +116,7 @@ class VideoPipeline:
                               "sequence folder, and this input is a video file: use a learned detector (yolo:WEIGHTS)")
         detector = self._detector or make_detector(self.cfg.detector, load_sequence(source_path), self.cfg.detection)
         tracker = PRTTracker(self.cfg.tracker)
+        ball = BallTrack()
         cmc = CameraMotion(self.cfg.cmc, downscale=self.cfg.cmc_downscale)
         timings = dict.fromkeys(STAGES, 0.0)
         rows: list[TrackTable] = []
@@ -123,6 +125,9 @@ class VideoPipeline:
         for ids, frames in _batches(source, self.cfg.batch_frames, timings):
             t = time.perf_counter()
             dets = detector.detect(frames, ids)
+            for frame_id, det in zip(ids, dets):
+                ball.update(frame_id, det)
+            dets = [det.select(det.classes != BALL_CLASS) for det in dets]
             timings["detect"] += (t2 := time.perf_counter()) - t
             embs = self.embedder.embed(frames, [d.boxes for d in dets]) if self.embedder else [None] * len(ids)
             timings["embed"] += (t3 := time.perf_counter()) - t2
@@ -135,13 +140,13 @@ class VideoPipeline:
             timings["track"] += time.perf_counter() - t3
             frames_done += len(ids)
         t = time.perf_counter()
-        table = self._postprocess(TrackTable.concat(rows))
+        table = self._postprocess(TrackTable.concat(rows), ball)
         timings["post"] = time.perf_counter() - t
         summary = _summary(name, str(source_path), frames_done, table, timings, time.perf_counter() - start, meta)
         summary["config"] = {"detector": self.cfg.detector, "cmc": self.cfg.cmc, "model": self.embedder is not None}
         return VideoResult(name, table, summary)
 
-    def _postprocess(self, table: TrackTable) -> pd.DataFrame:
+    def _postprocess(self, table: TrackTable, ball: BallTrack) -> pd.DataFrame:
         teams: dict[int, int | None] = {}
         roles: dict[int, str] = {}
         if table.role_probs is not None and len(table):
@@ -149,6 +154,11 @@ class VideoPipeline:
                                team_rows=table.team, context=self.cfg.role_context)
             teams = assign_teams(table.track_id, table.team, roles)
         table = refine_boxes(table, self.cfg)
+        if len(ball):  # the ball's track takes the next free id; a role only where people have one (a model)
+            ball_id = int(table.track_id.max(initial=0)) + 1
+            if roles:
+                roles[ball_id] = BALL_ROLE
+            table = TrackTable.concat([table, ball.table(ball_id)]).sorted()
         ltwh = np.concatenate([table.box[:, :2], table.box[:, 2:] - table.box[:, :2]], axis=1)
         return pd.DataFrame({
             "frame": table.frame, "track_id": table.track_id,

@@ -9,6 +9,7 @@ Typical use, one video::
         tracks = tracker.update(dets, app, warp=cmc.estimate(frame, dets.boxes))
 """
 
+from prtreid.track.ball import BallTrack
 from prtreid.track.cmc import CameraMotion, warp_boxes, warp_tracks
 from prtreid.track.config import TrackerConfig
 from prtreid.track.context import RoleContext, contextual_roles
@@ -17,7 +18,7 @@ from prtreid.track.tracker import Appearance, Detections, PRTTracker, Tracks
 from prtreid.track.tracklets import TrackTable, assign_teams, interpolate_gaps, smooth_boxes, vote_roles
 
 __all__ = [
-    "CHI2INV95", "Appearance", "CameraMotion", "Detections", "KalmanFilter", "PRTTracker", "RoleContext",
+    "CHI2INV95", "Appearance", "BallTrack", "CameraMotion", "Detections", "KalmanFilter", "PRTTracker", "RoleContext",
     "TrackTable", "TrackerConfig", "Tracks", "assign_teams", "contextual_roles", "interpolate_gaps", "smooth_boxes",
     "vote_roles", "warp_boxes", "warp_tracks",
 ]
