@@ -1,10 +1,11 @@
 """Tracking benchmark: PRT-Track against boxmot's StrongSORT, BoT-SORT, ByteTrack and OC-SORT.
 
 Every tracker gets exactly the same inputs, computed once per frame in this process: boxes and
-scores (oracle ``gt.txt`` boxes of people with score 1, and noisy ``det.txt`` detections) and PRTReID
-embeddings. The oracle input leaves out the ball (``prtreid track`` follows it apart, with
-``BallTrack``), so its ground-truth rows are misses for every tracker alike. PRT-Track gets the full part-based appearance (K part descriptors, foreground and
-global, part visibility, team embedding); boxmot's appearance trackers get one vector per
+scores (oracle ``gt.txt`` boxes of people with score 1, and noisy ``det.txt`` detections) and
+PRTReID embeddings. The oracle input leaves out the ball (``prtreid track`` follows it apart, with
+``BallTrack``), so its ground-truth rows are misses for every tracker alike. PRT-Track gets the full
+part-based appearance (K part descriptors, foreground and global, part visibility, team
+embedding); boxmot's appearance trackers get one vector per
 detection, the L2-normalised foreground and global embeddings concatenated and L2-normalised again
 (their cosine distance is the mean of the two cosine distances). ``PRT-Track + offline`` adds what
 the pipeline does once a video is tracked (``refine_boxes``: gaps of up to 10 frames filled, a

@@ -13,9 +13,9 @@ frame, with the detection's team embedding and role probabilities). Once the vid
   permutation-invariant).
 * :func:`interpolate_gaps`: linear interpolation of boxes across short gaps within a track
   (StrongSORT's linear interpolation).
-* :func:`smooth_boxes`: a centred Savitzky-Golay filter over each track's boxes, which takes out a
-  detector's frame-to-frame jitter without the lag of the online Kalman estimate (the offline
-  smoothing of StrongSORT++'s GSI, with scipy's filter).
+* :func:`smooth_boxes`: a centred Savitzky-Golay filter (scipy's) over each track's boxes, which
+  takes out a detector's frame-to-frame jitter without the lag of the online Kalman estimate
+  (StrongSORT++ smooths offline too, with its Gaussian-smoothed interpolation).
 """
 
 from __future__ import annotations
