@@ -15,7 +15,8 @@ import yaml
 from prtreid.config import from_dict
 from prtreid.data.soccernet import load_sequence, write_sequence
 from prtreid.data.types import MotTable, SeqInfo, Sequence, TrackInfo
-from prtreid.detect import BALL_CLASS, PERSON_CLASS, DetectorConfig, FrameDetections, MotFileDetector, YoloDetector, make_detector
+from prtreid.detect import (BALL_CLASS, PERSON_CLASS, DetectorConfig, FrameDetections, MotFileDetector, YoloDetector,
+                            canonical_classes, make_detector)
 from prtreid.detect.yolo_train import (
     export_yolo_dataset,
     prepare_offline_ultralytics,
@@ -111,6 +112,19 @@ def test_detector_config_validates() -> None:
         from_dict(DetectorConfig, {"imgsz": 100}, "pipeline.yaml")
     with pytest.raises(ValueError, match="conf"):
         DetectorConfig(conf=1.5)
+
+
+def test_detector_classes_are_mapped_to_people_and_the_ball_by_name() -> None:
+    coco = {0: "person", 2: "car", 32: "sports ball"}
+    assert canonical_classes(coco) == {0: PERSON_CLASS, 2: 2, 32: BALL_CLASS}
+    soccer = {0: "Ball", 1: "goalkeeper", 2: "player", 3: "referee"}  # a model fine-tuned on soccer
+    assert canonical_classes(soccer) == {0: BALL_CLASS, 1: PERSON_CLASS, 2: PERSON_CLASS, 3: PERSON_CLASS}
+    assert canonical_classes({0: "0", 32: "32"}) == {0: 0, 32: 32}  # an untrained model: COCO's numbering
+
+
+def test_yolo_refuses_a_class_filter_without_people() -> None:
+    with pytest.raises(ConfigError, match="none is a person"):
+        YoloDetector("yolov8n.yaml", DetectorConfig(classes=(5,), device="cpu"))
 
 
 # --- oracle and public detections --------------------------------------------------------------

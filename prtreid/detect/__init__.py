@@ -4,12 +4,12 @@ Training a YOLO person detector on SoccerNet-format data lives in :mod:`prtreid.
 (imported on demand: it needs the crop-store split and ultralytics).
 """
 
-from prtreid.detect.base import BALL_CLASS, PERSON_CLASS, Detector, DetectorConfig, FrameDetections
+from prtreid.detect.base import BALL_CLASS, PERSON_CLASS, Detector, DetectorConfig, FrameDetections, canonical_classes
 from prtreid.detect.factory import make_detector
 from prtreid.detect.oracle import MotFileDetector
 from prtreid.detect.yolo import YoloDetector
 
 __all__ = [
     "BALL_CLASS", "PERSON_CLASS", "Detector", "DetectorConfig", "FrameDetections", "MotFileDetector", "YoloDetector",
-    "make_detector",
+    "canonical_classes", "make_detector",
 ]

@@ -1,13 +1,14 @@
 """What every detector returns and how it is configured.
 
 A detector turns a batch of frames into one :class:`FrameDetections` per frame: boxes in pixels
-(``x1, y1, x2, y2``), a score and a class index each (0 = person). Detection happens upstream of
-the tracker, in batches; the tracker only sees these arrays.
+(``x1, y1, x2, y2``), a score and a class index each (:data:`PERSON_CLASS` for people of any role,
+:data:`BALL_CLASS` for the ball; a YOLO's own classes are mapped by name, :func:`canonical_classes`).
+Detection happens upstream of the tracker, in batches; the tracker only sees these arrays.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -18,6 +19,23 @@ PERSON_CLASS = 0
 
 BALL_CLASS = 32
 """Class index of the ball: COCO's ``sports ball``; the ground truth's ball rows carry it too."""
+
+PERSON_NAMES = ("person", "player", "goalkeeper", "referee")
+"""Detector class names that are people (COCO's, and those of detectors fine-tuned on soccer)."""
+
+BALL_NAMES = ("sports ball", "ball")
+"""Detector class names of the ball."""
+
+
+def canonical_classes(names: Mapping[int, str]) -> dict[int, int]:
+    """A detector's class index -> this package's: :data:`PERSON_CLASS` for every person class,
+    :data:`BALL_CLASS` for the ball, by class name (case-insensitive); other classes, and models
+    whose classes have no names (digits, as an untrained model's), keep COCO's numbering."""
+    out = {}
+    for index, name in names.items():
+        key = str(name).strip().lower()
+        out[int(index)] = PERSON_CLASS if key in PERSON_NAMES else BALL_CLASS if key in BALL_NAMES else int(index)
+    return out
 
 
 @dataclass(frozen=True)
@@ -71,8 +89,10 @@ class DetectorConfig:
         batch: frames per forward pass.
         device: ``"auto"`` (first CUDA device, else CPU), ``"cpu"``, ``"0"``, ``"cuda:1"``, ...
         half: fp16 inference; only applied on CUDA devices.
-        classes: class indices kept (``(0,)``: person); an empty tuple keeps every class. With COCO
-            weights, ``(0, 32)`` keeps the ball too (:data:`BALL_CLASS`), which the pipeline tracks apart.
+        classes: the model's class indices kept (``(0,)``: COCO's person); an empty tuple keeps
+            every class. With COCO weights, ``(0, 32)`` keeps the ball too, which the pipeline tracks
+            apart. A model fine-tuned on soccer (say ball, goalkeeper, player, referee) needs its own
+            indices here, or ``[]``: its classes are mapped to people and the ball by name.
         max_det: at most this many detections per frame.
     """
 

@@ -1,4 +1,4 @@
-"""A YOLO person detector (ultralytics), batched.
+"""A YOLO detector of people and the ball (ultralytics), batched.
 
 ``ultralytics`` is imported when a detector is built, not when this module is imported: reading
 oracle boxes does not pay for it, and :func:`prtreid.detect.yolo_train.prepare_offline_ultralytics`
@@ -14,7 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from prtreid.detect.base import DetectorConfig, FrameDetections, check_batch
+from prtreid.detect.base import (PERSON_CLASS, PERSON_NAMES, DetectorConfig, FrameDetections, canonical_classes,
+                                 check_batch)
+from prtreid.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +59,18 @@ def is_cuda(device: str) -> bool:
 
 
 class YoloDetector:
-    """Person detection with an ultralytics YOLO model, loaded once.
+    """Detection of people (and the ball, where kept) with an ultralytics YOLO model, loaded once.
+
+    The model's classes are mapped by name to :data:`PERSON_CLASS` and
+    :data:`~prtreid.detect.base.BALL_CLASS` (:func:`~prtreid.detect.base.canonical_classes`).
 
     Args:
         weights: a local ``.pt`` file, or a model yaml (``yolov8n.yaml``) for an untrained network.
         cfg: thresholds, size, batch and device.
+
+    Raises:
+        ConfigError: ``cfg.classes`` keeps no class that is a person (a model fine-tuned on soccer
+            whose class 0 is the ball, say).
     """
 
     def __init__(self, weights: str | Path, cfg: DetectorConfig = DetectorConfig()) -> None:
@@ -71,6 +80,12 @@ class YoloDetector:
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
         self.model = YOLO(self.weights, task="detect")
+        self.classes = canonical_classes(self.model.names)
+        kept = list(cfg.classes) or list(self.classes)
+        if PERSON_CLASS not in {self.classes.get(c, c) for c in kept}:
+            names = {c: self.model.names.get(c, "?") for c in kept}
+            raise ConfigError(f"detector {self.weights}: detection.classes {kept} keep {names}, and none is a "
+                              f"person ({', '.join(PERSON_NAMES)}); this model's classes are {self.model.names}")
         log.debug("loaded detector %s on %s", self.weights, self.device)
 
     def detect(self, frames: Sequence[np.ndarray], frame_ids: Sequence[int]) -> list[FrameDetections]:
@@ -80,7 +95,7 @@ class YoloDetector:
         for start in range(0, len(frames), self.cfg.batch):
             chunk = [_check_frame(f) for f in frames[start:start + self.cfg.batch]]
             results = self.model.predict(chunk, **self.predict_args())
-            out.extend(_to_detections(r) for r in results)
+            out.extend(_to_detections(r, self.classes) for r in results)
         return out
 
     def predict_args(self) -> dict[str, Any]:
@@ -115,11 +130,12 @@ def _check_frame(frame: np.ndarray) -> np.ndarray:
     return frame
 
 
-def _to_detections(result: Any) -> FrameDetections:
-    """Convert one ultralytics ``Results`` (boxes already clipped to the frame)."""
+def _to_detections(result: Any, classes: dict[int, int]) -> FrameDetections:
+    """Convert one ultralytics ``Results`` (boxes already clipped to the frame), classes mapped by ``classes``."""
     boxes = result.boxes
+    cls = boxes.cls.detach().cpu().numpy().round().astype(np.int64)
     return FrameDetections(
         boxes=boxes.xyxy.detach().cpu().numpy(),
         scores=boxes.conf.detach().cpu().numpy(),
-        classes=boxes.cls.detach().cpu().numpy().round(),
+        classes=np.array([classes.get(int(c), int(c)) for c in cls], np.int64),
     )
