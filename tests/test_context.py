@@ -94,6 +94,19 @@ def test_a_kit_on_more_people_than_a_team_fields_is_both_teams() -> None:
     assert contextual_roles(emb, probs, item, frame, ROLES).tolist() == [PLAYER] * 14 + [GOALKEEPER]
 
 
+def test_an_assistant_in_the_referees_kit_is_a_referee() -> None:
+    rng = np.random.default_rng(7)
+    # two teams; the referee and an assistant in his kit, whom the head takes for staff; a steward in his own
+    kits = [0] * 4 + [1] * 4 + [2, 2] + [4]
+    emb, item, frame = _items(kits, [(0, 30)] * 11, rng)
+    assistant = _row(player=0.05, goalkeeper=0.05, referee=0.35, other=0.55)
+    probs = np.concatenate([_probs(PLAYER, 8), _probs(REFEREE, 1), assistant, _probs(OTHER, 1)])
+    out = contextual_roles(emb, probs, item, frame, ROLES)
+    assert out.tolist() == [PLAYER] * 8 + [REFEREE, REFEREE, OTHER]
+    per_person = contextual_roles(emb, probs, item, frame, ROLES, RoleContext(shared_kit_roles=()))
+    assert per_person.tolist() == [PLAYER] * 8 + [REFEREE, OTHER, OTHER]
+
+
 def test_people_per_group_counts_distinct_items_in_one_frame() -> None:
     groups = np.array([0, 0, 0, 1])
     item = np.array([0, 0, 1, 2, 2, 3])
@@ -116,7 +129,7 @@ def test_tracklet_vote_uses_the_context() -> None:
 
 
 @pytest.mark.parametrize("kwargs", [{"kit_radius": 0.0}, {"min_people": 1}, {"outsider_keep_prob": 1.5},
-                                    {"min_people": 4, "team_size": 3}])
+                                    {"min_people": 4, "team_size": 3}, {"shared_kit_roles": ("player", "other")}])
 def test_bad_context_settings_are_refused(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         RoleContext(**kwargs)
