@@ -27,8 +27,9 @@ from prtreid.train.evaluate import evaluate_store
 
 VARIANTS: dict[str, RoleContext] = {
     "role head alone (mean softmax)": RoleContext(enabled=False),
-    "+ team kits are players": RoleContext(outsiders=False),
-    "+ outsiders are not players (default)": RoleContext(),
+    "+ team kits are players": RoleContext(outsiders=False, shared_kit_roles=()),
+    "+ outsiders are not players": RoleContext(shared_kit_roles=()),
+    "+ referees and others share their kit's role (default)": RoleContext(),
 }
 
 
