@@ -24,7 +24,7 @@ import pandas as pd
 from prtreid.data.frames import SequenceFrames, open_frames
 from prtreid.data.soccernet import format_mot, load_sequence
 from prtreid.data.types import BALL_ROLE, MotTable
-from prtreid.detect.base import BALL_CLASS, DetectorConfig
+from prtreid.detect.base import PERSON_CLASS, DetectorConfig
 from prtreid.detect.factory import make_detector
 from prtreid.errors import ConfigError
 from prtreid.pipeline.embed import Embedder
@@ -127,7 +127,7 @@ class VideoPipeline:
             dets = detector.detect(frames, ids)
             for frame_id, det in zip(ids, dets):
                 ball.update(frame_id, det)
-            dets = [det.select(det.classes != BALL_CLASS) for det in dets]
+            dets = [det.select(det.classes == PERSON_CLASS) for det in dets]  # a YOLO may keep other classes
             timings["detect"] += (t2 := time.perf_counter()) - t
             embs = self.embedder.embed(frames, [d.boxes for d in dets]) if self.embedder else [None] * len(ids)
             timings["embed"] += (t3 := time.perf_counter()) - t2
