@@ -44,7 +44,8 @@ def test_oracle_tracking_writes_all_outputs_and_scores_well(synth_data: Path, tm
     ball_ids = [t for t, info in load_sequence(seq).tracks.items() if info.role == "ball"]
     gt_ball = gt.select(np.isin(gt.track_id, ball_ids))
     assert len(gt_ball) > 0
-    pred_rows = [np.flatnonzero((mot.frame == f) & (np.abs(mot.box - b).max(1) < 0.01)) for f, b in zip(gt_ball.frame, gt_ball.box)]
+    pred_rows = [np.flatnonzero((mot.frame == f) & (np.abs(mot.box - b).max(1) < 0.01))
+                 for f, b in zip(gt_ball.frame, gt_ball.box)]
     assert all(len(r) == 1 for r in pred_rows)
     ball_track = np.unique(mot.track_id[np.concatenate(pred_rows)])
     assert len(ball_track) == 1 and (mot.track_id == ball_track[0]).sum() == len(gt_ball)

@@ -43,6 +43,7 @@ def crop_store(data: Path, out: Path, cfg) -> Path:
 
     if (data / "index.parquet").exists():
         return data
+    # through JSON once, so that tuples compare equal to the lists read back from build.json
     stamp = json.loads(json.dumps({"data": str(data.resolve()), "crops": dataclasses.asdict(cfg)}))
     built = out / "build.json"
     if (out / "index.parquet").exists() and built.exists() and json.loads(built.read_text()) == stamp:

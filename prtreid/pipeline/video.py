@@ -76,7 +76,8 @@ class PipelineConfig:
         if self.interpolate_gap < 0:
             raise ConfigError(f"interpolate_gap: must be 0 (off) or positive, got {self.interpolate_gap}")
         if self.smooth_window != 0 and (self.smooth_window < 5 or self.smooth_window % 2 == 0):
-            raise ConfigError(f"smooth_window: must be 0 (off) or an odd number of frames >= 5, got {self.smooth_window}")
+            raise ConfigError(f"smooth_window: must be 0 (off) or an odd number of frames >= 5, "
+                              f"got {self.smooth_window}")
 
 
 @dataclass
