@@ -21,9 +21,8 @@ def _gt(frames: int = 30) -> MotTable:
     return MotTable(f, ids, box.astype(float), np.ones(len(f)))
 
 
-def _write(root: Path, gt: MotTable) -> Path:
-    tracks = {1: TrackInfo(1, "player", "left", "4"), 2: TrackInfo(2, "player", "right", "9"),
-              3: TrackInfo(3, "referee", detail="main")}
+def _write(root: Path, gt: MotTable, third: TrackInfo = TrackInfo(3, "referee", detail="main")) -> Path:
+    tracks = {1: TrackInfo(1, "player", "left", "4"), 2: TrackInfo(2, "player", "right", "9"), 3: third}
     write_sequence(Sequence(SeqInfo("SNMOT-777", 30, 640, 360), tracks, gt), root / "SNMOT-777")
     return root
 
@@ -50,6 +49,7 @@ def test_perfect_prediction_scores_one(tmp_path: Path) -> None:
     assert res[COMBINED]["HOTA"] == pytest.approx(1.0)
     # Team labels are swapped (1 for left) yet score 1: cluster ids are permutation-invariant.
     assert res["SNMOT-777"]["team_acc"] == 1.0 and res["SNMOT-777"]["role_acc"] == 1.0
+    assert "keeper_team_acc" not in res["SNMOT-777"]  # no goalkeeper in this clip
 
 
 def test_id_swap_and_misses_lower_the_scores(tmp_path: Path) -> None:
@@ -76,6 +76,17 @@ def test_wrong_roles_and_split_teams_are_counted(tmp_path: Path) -> None:
     res = evaluate_tracking(root, tmp_path / "pred")["SNMOT-777"]
     assert res["team_acc"] == pytest.approx(0.5)
     assert res["role_acc"] == pytest.approx(2 / 3)
+
+
+def test_goalkeepers_team_is_scored_with_the_players_permutation(tmp_path: Path) -> None:
+    gt = _gt()
+    root = _write(tmp_path / "gt", gt, TrackInfo(3, "goalkeeper", "left", "1"))
+    roles = {1: "player", 2: "player", 3: "goalkeeper"}
+    for keeper_label, expected in ((1, 1.0), (0, 0.0), (None, 0.0)):
+        _predict(tmp_path / "pred", gt, {1: 1, 2: 0, 3: keeper_label}, roles)  # players: 1 is left
+        res = evaluate_tracking(root, tmp_path / "pred")
+        assert res["SNMOT-777"]["team_acc"] == 1.0  # the keeper is not a player
+        assert res["SNMOT-777"]["keeper_team_acc"] == expected == res[COMBINED]["keeper_team_acc"]
 
 
 def test_rows_without_a_role_count_as_wrong(tmp_path: Path) -> None:

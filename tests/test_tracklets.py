@@ -44,6 +44,39 @@ def test_teams_of_separable_embeddings_are_perfect_up_to_permutation() -> None:
     assert teams[21] == teams[2]  # goalkeeper: nearer centroid, team A's
 
 
+def test_goalkeeper_joins_the_team_seen_in_numbers_around_him() -> None:
+    rng = np.random.default_rng(1)
+    kits = rng.normal(size=(3, 16))  # team A, team B, a keeper's kit leaning to team A
+    ids, frames, emb, roles = [], [], [], []
+
+    def add(tid: int, kit: np.ndarray, first: int, last: int, role: str) -> None:
+        n = last - first + 1
+        ids.extend([tid] * n)
+        frames.extend(range(first, last + 1))
+        emb.append(kit + rng.normal(0, 0.3, (n, 16)))
+        roles.append(_one_hot_rows(role, n))
+
+    for tid in range(1, 7):  # team A: six players, all in frames 1-60
+        add(tid, kits[0], 1, 60, "player")
+    for tid in range(7, 10):  # team B: three players in frames 1-60, five more in frames 61-100
+        add(tid, kits[1], 1, 60, "player")
+    for tid in range(10, 15):
+        add(tid, kits[1], 61, 100, "player")
+    add(20, 0.7 * kits[0] + 0.3 * kits[2], 61, 100, "goalkeeper")  # seen with team B only
+    add(21, 0.7 * kits[1] + 0.3 * kits[2], 1, 60, "goalkeeper")  # seen where team A outnumbers B
+    track_ids, role_rows = np.array(ids), np.concatenate(roles)
+    voted = vote_roles(track_ids, role_rows, ROLES)
+    emb_rows = np.concatenate(emb)
+    crowd = assign_teams(track_ids, emb_rows, voted, frames=np.array(frames))
+    assert crowd[20] == crowd[7] != crowd[1]
+    assert crowd[21] == crowd[1]
+    nearest = assign_teams(track_ids, emb_rows, voted)  # without frames: the nearer centroid
+    assert nearest[20] == nearest[1] and nearest[21] == nearest[7]
+    tie = np.array(frames)
+    tie[track_ids == 21] = 0  # a frame with nobody else: no crowd, the nearer centroid
+    assert assign_teams(track_ids, emb_rows, voted, frames=tie)[21] == crowd[7]
+
+
 def test_role_vote_averages_probabilities_not_logits() -> None:
     logits = np.array([[10.0, 0.0], [0.0, 2.0], [0.0, 2.0], [0.0, 2.0]])  # one overconfident frame
     assert logits.mean(0).argmax() == 0  # averaging logits would say role 0

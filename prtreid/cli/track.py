@@ -103,10 +103,11 @@ def run_eval_tracking(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(res))
         return 0
-    keys = ["HOTA", "DetA", "AssA", "MOTA", "IDF1", "team_acc", "role_acc"]
-    print(f"{'sequence':<16}" + "".join(f"{k:>10}" for k in keys))
+    keys = ["HOTA", "DetA", "AssA", "MOTA", "IDF1", "team_acc", "role_acc", "keeper_team_acc"]
+    width = {k: max(10, len(k) + 2) for k in keys}
+    print(f"{'sequence':<16}" + "".join(f"{k:>{width[k]}}" for k in keys))
     for seq, m in sorted(res.items(), key=lambda kv: kv[0] == COMBINED):
-        print(f"{seq:<16}" + "".join(f"{m[k]:>10.4f}" if k in m else f"{'-':>10}" for k in keys))
+        print(f"{seq:<16}" + "".join(f"{m[k]:>{width[k]}.4f}" if k in m else f"{'-':>{width[k]}}" for k in keys))
     return 0
 
 

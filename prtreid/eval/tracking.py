@@ -9,7 +9,9 @@ Team and role accuracy are scored per tracklet-frame: in every frame, ground-tru
 to predicted boxes (Hungarian on IoU, IoU >= 0.5); each matched pair whose ground truth has a role
 scores role accuracy, and each matched ground-truth *player* with a team scores team accuracy. Team
 labels of a prediction are cluster ids (0/1), so a sequence is scored with the better of the two
-label permutations.
+label permutations. Goalkeepers are scored apart (``keeper_team_acc``), with the permutation that
+suits the players: their kit tells nothing of their team, so the tracker has to place them
+otherwise (:func:`prtreid.track.assign_teams`).
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ def evaluate_tracking(gt_root: str | Path, pred_dir: str | Path) -> dict[str, di
     """Per-sequence and combined metrics (fractions in 0..1) for every sequence of ``gt_root``.
 
     Keys per sequence: ``HOTA``, ``DetA``, ``AssA``, ``MOTA``, ``IDF1``, and, when the
-    prediction has a ``<seq>.tracks.parquet`` with team/role columns, ``team_acc``/``role_acc``.
+    prediction has a ``<seq>.tracks.parquet`` with team/role columns, ``team_acc``/``role_acc``
+    (and ``keeper_team_acc`` where a goalkeeper of a team is seen).
     """
     pred_dir = Path(pred_dir)
     seqs = [load_sequence(p, load_det=False) for p in find_sequences(gt_root)]
@@ -45,7 +48,7 @@ def evaluate_tracking(gt_root: str | Path, pred_dir: str | Path) -> dict[str, di
         raise FileNotFoundError(f"{gt_root}: no sequence with ground truth")
     preds = {s.name: _read_prediction(pred_dir, s.name) for s in seqs}
     results = hota_metrics({s.name: s.gt for s in seqs}, preds, {s.name: s.info.seq_length for s in seqs})
-    totals = {"team": [0, 0], "role": [0, 0]}
+    totals = {"team": [0, 0], "role": [0, 0], "keeper_team": [0, 0]}
     for s in seqs:
         table = pred_dir / f"{s.name}.tracks.parquet"
         if table.exists():
@@ -127,27 +130,31 @@ def attribute_accuracy(seq: Sequence, tracks: pd.DataFrame, min_iou: float = 0.5
     gt_ids, rows = _matched_pairs(seq.gt, tracks, min_iou)
     known = np.array([g in seq.tracks for g in gt_ids], bool)
     gt_ids, rows = gt_ids[known], rows[known]
-    out: dict[str, float] = {"_team_correct": 0, "_team_total": 0, "_role_correct": 0, "_role_total": 0}
+    out: dict[str, float] = {f"_{key}_{n}": 0 for key in ("team", "role", "keeper_team") for n in ("correct", "total")}
     if tracks["role"].notna().any():
         pred_roles = tracks["role"].to_numpy(dtype=object, na_value=None)[rows]  # pd.NA == x is NA, not False
         ok = int(sum(p == seq.tracks[g].role for g, p in zip(gt_ids, pred_roles)))
         out |= {"_role_correct": ok, "_role_total": len(gt_ids)}
     if tracks["team"].notna().any():
-        side = np.array([_team_index(seq.tracks[g]) for g in gt_ids], int)
         pred = tracks["team"].to_numpy(dtype=float, na_value=np.nan)[rows]
+        side = np.array([_team_index(seq.tracks[g]) for g in gt_ids], int)
         scored = side >= 0
         agree = int(np.sum(pred[scored] == side[scored]))
         flipped = int(np.sum(pred[scored] == 1 - side[scored]))
         out |= {"_team_correct": max(agree, flipped), "_team_total": int(scored.sum())}
-    for key in ("team", "role"):
+        keeper_side = np.array([_team_index(seq.tracks[g], "goalkeeper") for g in gt_ids], int)
+        kept = keeper_side >= 0
+        truth = 1 - keeper_side[kept] if flipped > agree else keeper_side[kept]
+        out |= {"_keeper_team_correct": int(np.sum(pred[kept] == truth)), "_keeper_team_total": int(kept.sum())}
+    for key in ("team", "role", "keeper_team"):
         if out[f"_{key}_total"]:
             out[f"{key}_acc"] = out[f"_{key}_correct"] / out[f"_{key}_total"]
     return out
 
 
-def _team_index(info: TrackInfo) -> int:
-    """0/1 for a player with a side, -1 for everyone else (not scored)."""
-    return TEAMS.index(info.team) if info.role == "player" and info.team in TEAMS else -1
+def _team_index(info: TrackInfo, role: str = "player") -> int:
+    """0/1 for a person of ``role`` with a side, -1 for everyone else (not scored)."""
+    return TEAMS.index(info.team) if info.role == role and info.team in TEAMS else -1
 
 
 def _matched_pairs(gt: MotTable, tracks: pd.DataFrame, min_iou: float) -> tuple[np.ndarray, np.ndarray]:

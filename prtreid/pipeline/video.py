@@ -153,7 +153,7 @@ class VideoPipeline:
         if table.role_probs is not None and len(table):
             roles = vote_roles(table.track_id, table.role_probs, self.role_names, frames=table.frame,
                                team_rows=table.team, context=self.cfg.role_context)
-            teams = assign_teams(table.track_id, table.team, roles)
+            teams = assign_teams(table.track_id, table.team, roles, frames=table.frame)
         table = refine_boxes(table, self.cfg)
         if len(ball):  # the ball's track takes the next free id; a role only where people have one (a model)
             ball_id = int(table.track_id.max(initial=0)) + 1

@@ -8,8 +8,8 @@ frame, with the detection's team embedding and role probabilities). Once the vid
   context when given (:mod:`prtreid.track.context`: a kit worn by several people at once is a
   team kit).
 * :func:`assign_teams`: tracklet means of unit team embeddings, KMeans(2) over player tracklets
-  weighted by their length; goalkeepers and short player tracklets take the nearer centroid;
-  referees and others get no team. Team labels 0/1 are arbitrary (evaluation is
+  weighted by their length; short player tracklets take the nearer centroid, goalkeepers the team
+  seen in numbers around them; referees and others get no team. Team labels 0/1 are arbitrary (evaluation is
   permutation-invariant).
 * :func:`interpolate_gaps`: linear interpolation of boxes across short gaps within a track
   (StrongSORT's linear interpolation).
@@ -172,9 +172,10 @@ def assign_teams(
     team_emb_rows: np.ndarray,
     roles: Mapping[int, str] | None,
     team_roles: Sequence[str] = ("player",),
-    nearest_roles: Sequence[str] = ("goalkeeper",),
+    keeper_roles: Sequence[str] = ("goalkeeper",),
     min_rows: int = 5,
     seed: int = 0,
+    frames: np.ndarray | None = None,
 ) -> dict[int, int | None]:
     """Team (0 or 1) of each tracklet, or ``None``.
 
@@ -182,11 +183,14 @@ def assign_teams(
     skipped), normalised again. KMeans(2) (``n_init=10``, seeded) runs over the tracklets whose
     voted role is in ``team_roles`` and that have at least ``min_rows`` rows, each weighted by
     its number of rows, so short noisy fragments do not move the centroids. Every such tracklet,
-    long or short, then takes the nearer centroid. Tracklets voted in ``nearest_roles``
-    (goalkeepers) also take the nearer centroid: their kit differs from both teams and the side of
-    the pitch is unknown here, so this is a best guess that the team model places a goalkeeper
-    closer to his own team. Other roles (referees, others) get ``None``; ``roles`` maps track ids to
-    roles (:func:`vote_roles`), and ``None`` treats every tracklet as a player.
+    long or short, then takes the nearer centroid.
+
+    Goalkeepers (``keeper_roles``) wear a kit unlike both teams', so their embedding cannot tell
+    their team. Given the rows' ``frames``, a goalkeeper joins the team with more player rows in
+    the frames where he is seen: a camera that shows a keeper shows his goal, which his team
+    defends in numbers. Without ``frames``, or on a tie, he takes the nearer centroid. Other
+    roles (referees, others) get ``None``; ``roles`` maps track ids to roles
+    (:func:`vote_roles`), and ``None`` treats every tracklet as a player.
     """
     track_ids = np.asarray(track_ids)
     emb = np.asarray(team_emb_rows, dtype=np.float64)
@@ -195,7 +199,7 @@ def assign_teams(
     mean = _unit(mean)
     role_of = [team_roles[0] if roles is None else roles.get(int(t)) for t in uniq]
     is_team = np.array([r in team_roles for r in role_of], bool)
-    takes_team = is_team | np.array([r in nearest_roles for r in role_of], bool)
+    is_keeper = np.array([r in keeper_roles for r in role_of], bool)
     out: dict[int, int | None] = {int(t): None for t in np.unique(track_ids)}
     fit = is_team & (counts >= min_rows)
     if not fit.any():
@@ -207,10 +211,20 @@ def assign_teams(
     else:
         km = KMeans(n_clusters=2, n_init=10, random_state=seed).fit(mean[fit], sample_weight=counts[fit])
         centroids = km.cluster_centers_
-    d = np.linalg.norm(mean[:, None, :] - centroids[None, :, :], axis=2)
-    for t, team in zip(uniq[takes_team], d[takes_team].argmin(1)):
-        out[int(t)] = int(team)
+    nearest = np.linalg.norm(mean[:, None, :] - centroids[None, :, :], axis=2).argmin(1)
+    out.update({int(t): int(team) for t, team in zip(uniq[is_team], nearest[is_team])})
+    row_team = np.array([-1 if out[int(t)] is None else out[int(t)] for t in track_ids])
+    for t, team in zip(uniq[is_keeper], nearest[is_keeper]):
+        crowd = None if frames is None else _crowd_team(np.asarray(frames), track_ids == t, row_team)
+        out[int(t)] = int(team) if crowd is None else crowd
     return out
+
+
+def _crowd_team(frames: np.ndarray, own_rows: np.ndarray, row_team: np.ndarray) -> int | None:
+    """The team (0/1) with more rows in the frames of ``own_rows``, or ``None`` on a tie."""
+    seen = np.isin(frames, frames[own_rows])
+    n0, n1 = int((row_team[seen] == 0).sum()), int((row_team[seen] == 1).sum())
+    return None if n0 == n1 else int(n1 > n0)
 
 
 def interpolate_gaps(table: TrackTable, max_gap: int) -> TrackTable:
