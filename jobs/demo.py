@@ -129,9 +129,11 @@ def write_report(out: Path, run: Path, tracks: Path, test_data: Path, times: dic
              "| " + " | ".join(f"{final.get(k, float('nan')):.3f}"
                               for k in ("mAP", "rank1", "team_acc", "role_acc", "role_macro_f1")) + " |",
              "", "## Tracking on unseen clips (oracle detections)", "",
-             "| sequence | HOTA | DetA | AssA | MOTA | IDF1 | team acc | role acc |", "|---|---|---|---|---|---|---|---|"]
+             "| sequence | HOTA | DetA | AssA | MOTA | IDF1 | team acc | role acc | keepers' team acc |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    keys = ("HOTA", "DetA", "AssA", "MOTA", "IDF1", "team_acc", "role_acc", "keeper_team_acc")
     for seq, m in sorted(tracking.items()):
-        cells = [f"{m[k]:.3f}" if k in m else "-" for k in ("HOTA", "DetA", "AssA", "MOTA", "IDF1", "team_acc", "role_acc")]
+        cells = [f"{m[k]:.3f}" if k in m else "-" for k in keys]
         lines.append(f"| {seq} | " + " | ".join(cells) + " |")
     lines += ["", "## Stage times", "", "| stage | seconds |", "|---|---|"]
     lines += [f"| {k} | {v:.1f} |" for k, v in times.items()]
