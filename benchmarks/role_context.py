@@ -27,9 +27,10 @@ from prtreid.train.evaluate import evaluate_store
 
 VARIANTS: dict[str, RoleContext] = {
     "role head alone (mean softmax)": RoleContext(enabled=False),
-    "+ team kits are players": RoleContext(outsiders=False, shared_kit_roles=()),
-    "+ outsiders are not players": RoleContext(shared_kit_roles=()),
-    "+ referees and others share their kit's role (default)": RoleContext(),
+    "+ team kits are players": RoleContext(outsiders=False, small_second_team=False, shared_kit_roles=()),
+    "+ outsiders are not players": RoleContext(small_second_team=False, shared_kit_roles=()),
+    "+ referees and others share their kit's role": RoleContext(small_second_team=False),
+    "+ a second team seen on fewer than 3 at once (default)": RoleContext(),
 }
 
 

@@ -70,6 +70,21 @@ def test_with_one_team_found_a_lone_opponent_keeps_the_heads_role() -> None:
     assert out.tolist() == [PLAYER] * 5
 
 
+def test_with_one_team_found_the_largest_other_player_kit_is_the_second_team() -> None:
+    rng = np.random.default_rng(8)
+    # team A (5 at once), two players of team B together, and a keeper the head half takes for a player
+    emb, item, frame = _items([0] * 5 + [1] * 2 + [3], [(0, 30)] * 8, rng)
+    keeper = _row(player=0.55, goalkeeper=0.3, referee=0.1, other=0.05)
+    probs = np.concatenate([_probs(PLAYER, 7), keeper])
+    assert contextual_roles(emb, probs, item, frame, ROLES).tolist() == [PLAYER] * 7 + [GOALKEEPER]
+    no_rule = RoleContext(small_second_team=False)
+    assert contextual_roles(emb, probs, item, frame, ROLES, no_rule).tolist() == [PLAYER] * 8
+    # one player of team B and the keeper, one person each: which is the other team is unknown
+    emb, item, frame = _items([0] * 5 + [1] + [3], [(0, 30)] * 7, rng)
+    probs = np.concatenate([_probs(PLAYER, 6), keeper])
+    assert contextual_roles(emb, probs, item, frame, ROLES).tolist() == [PLAYER] * 7
+
+
 def test_a_match_has_two_team_kits_so_a_referee_trio_is_not_a_third() -> None:
     rng = np.random.default_rng(5)
     # two teams (the second's kit split in two by the cut) and a referee with two assistants

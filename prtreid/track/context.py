@@ -15,6 +15,10 @@ one track never overlap), and:
   A referee and two assistants seen together are 3 people in one kit; without the slots they were
   a team kit whenever close kits merged the two teams (unseen set 5003 of the README: referees
   called players in 125 crops of one clip);
+* with ``small_second_team`` on (the default), when only one team kit is seen on ``min_people`` at
+  once, the other team is the group the head calls players with the most people at once (unless
+  two such groups tie): near a goal the attacking team may show only one or two players, and a
+  keeper the head half takes for a player is then the third kit, not a team;
 * with ``outsiders`` on (the default), when both team slots are filled (both teams are found), the
   people outside them are not players unless the head is sure they are (player probability at
   least ``outsider_keep_prob``): they take the head's most likely non-player role. It needs a
@@ -56,6 +60,8 @@ class RoleContext:
         team_size: most people of one team on the pitch; a kit seen on more at once is both teams'.
         outsiders: once both team kits are found, nobody else is a player...
         outsider_keep_prob: ... but for those the head calls a player with at least this probability.
+        small_second_team: with one team kit found, the largest other group the head calls players
+            is the second team's, even if fewer than ``min_people`` wear it at once.
         shared_kit_roles: non-player roles decided per kit group, in priority order (empty: per person).
         player_role: the name of the player role.
     """
@@ -66,6 +72,7 @@ class RoleContext:
     team_size: int = 11
     outsiders: bool = True
     outsider_keep_prob: float = 0.75
+    small_second_team: bool = True
     shared_kit_roles: tuple[str, ...] = ("referee", "other")
     player_role: str = "player"
 
@@ -117,7 +124,8 @@ def _team_kits(people: np.ndarray, groups: np.ndarray, probs: np.ndarray, player
     Groups take the slots from the most people at once down (ties: the more player-like by the head);
     a group of more than ``team_size`` at once is both teams and fills both slots. A group left
     without a slot (a team's kit split in two by the cut, say) still counts if the head calls its
-    members players on average.
+    members players on average. With one slot left, ``small_second_team`` gives it to the
+    player-like group with the most people at once, if no other such group has as many.
     """
     mean = np.zeros((len(people), probs.shape[1]))
     np.add.at(mean, groups, probs)
@@ -125,11 +133,17 @@ def _team_kits(people: np.ndarray, groups: np.ndarray, probs: np.ndarray, player
     big = people >= ctx.min_people
     team = big & (mean.argmax(1) == player)
     slots = 2
-    for g in np.lexsort((-mean[:, player], -people)):
+    order = np.lexsort((-mean[:, player], -people))
+    for g in order:
         if slots <= 0 or not big[g]:
             break
         team[g] = True
         slots -= 2 if people[g] > ctx.team_size else 1
+    if slots == 1 and ctx.small_second_team:
+        small = [g for g in order if not team[g] and mean[g].argmax() == player]
+        if small and (len(small) == 1 or people[small[0]] > people[small[1]]):
+            team[small[0]] = True
+            slots = 0
     return team, slots <= 0
 
 
