@@ -9,8 +9,8 @@ frame, with the detection's team embedding and role probabilities). Once the vid
   team kit).
 * :func:`assign_teams`: tracklet means of unit team embeddings, KMeans(2) over player tracklets
   weighted by their length; short player tracklets take the nearer centroid, goalkeepers the team
-  seen in numbers around them; referees and others get no team. Team labels 0/1 are arbitrary (evaluation is
-  permutation-invariant).
+  seen in numbers around them; referees and others get no team. Team labels 0/1 are arbitrary
+  (evaluation is permutation-invariant).
 * :func:`interpolate_gaps`: linear interpolation of boxes across short gaps within a track
   (StrongSORT's linear interpolation).
 * :func:`smooth_boxes`: a centred Savitzky-Golay filter (scipy's) over each track's boxes, which
