@@ -30,7 +30,8 @@ VARIANTS: dict[str, RoleContext] = {
     "+ team kits are players": RoleContext(outsiders=False, small_second_team=False, shared_kit_roles=()),
     "+ outsiders are not players": RoleContext(small_second_team=False, shared_kit_roles=()),
     "+ referees and others share their kit's role": RoleContext(small_second_team=False),
-    "+ a second team seen on fewer than 3 at once (default)": RoleContext(),
+    "+ a second team seen on fewer than 3 at once": RoleContext(one_keeper_in_view=False),
+    "+ one goalkeeper in view at a time (default)": RoleContext(),
 }
 
 

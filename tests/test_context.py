@@ -122,6 +122,22 @@ def test_an_assistant_in_the_referees_kit_is_a_referee() -> None:
     assert per_person.tolist() == [PLAYER] * 8 + [REFEREE, OTHER, OTHER]
 
 
+def test_one_keeper_in_view_at_a_time() -> None:
+    rng = np.random.default_rng(9)
+    # two teams, a keeper, and a referee the head takes for a keeper, seen together
+    kits = [0] * 4 + [1] * 4 + [3, 2]
+    emb, item, frame = _items(kits, [(0, 30)] * 10, rng)
+    keeper = _row(player=0.3, goalkeeper=0.6, referee=0.05, other=0.05)
+    referee = _row(player=0.02, goalkeeper=0.55, referee=0.35, other=0.08)
+    probs = np.concatenate([_probs(PLAYER, 8), keeper, referee])
+    assert contextual_roles(emb, probs, item, frame, ROLES).tolist() == [PLAYER] * 8 + [GOALKEEPER, REFEREE]
+    both = RoleContext(one_keeper_in_view=False)
+    assert contextual_roles(emb, probs, item, frame, ROLES, both).tolist() == [PLAYER] * 8 + [GOALKEEPER] * 2
+    # the two keepers of a match, at either end of the clip: never in one frame, both keepers
+    emb, item, frame = _items(kits, [(0, 30)] * 8 + [(0, 10), (20, 30)], rng)
+    assert contextual_roles(emb, probs, item, frame, ROLES).tolist() == [PLAYER] * 8 + [GOALKEEPER] * 2
+
+
 def test_people_per_group_counts_distinct_items_in_one_frame() -> None:
     groups = np.array([0, 0, 0, 1])
     item = np.array([0, 0, 1, 2, 2, 3])
@@ -144,7 +160,8 @@ def test_tracklet_vote_uses_the_context() -> None:
 
 
 @pytest.mark.parametrize("kwargs", [{"kit_radius": 0.0}, {"min_people": 1}, {"outsider_keep_prob": 1.5},
-                                    {"min_people": 4, "team_size": 3}, {"shared_kit_roles": ("player", "other")}])
+                                    {"min_people": 4, "team_size": 3}, {"shared_kit_roles": ("player", "other")},
+                                    {"keeper_role": "player"}])
 def test_bad_context_settings_are_refused(kwargs: dict) -> None:
     with pytest.raises(ValueError):
         RoleContext(**kwargs)

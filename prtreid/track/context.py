@@ -27,6 +27,10 @@ one track never overlap), and:
   over three unseen sets of 8 clips it lifted tracklet-frame role accuracy 0.960 -> 0.973 and team
   accuracy 0.936 -> 0.958 (fewer non-players in the team clustering); with weaker 5-epoch models
   it had cost team accuracy, so it stays a setting;
+* with ``one_keeper_in_view`` on (the default), where two people called goalkeeper are seen in one
+  frame, only the more keeper-like stays one and the other takes his most likely role after player
+  and goalkeeper: a broadcast view shows one goal, and so one keeper (no clip of the unseen sets
+  5001-5005 and 5011-5013 shows both at once);
 * people outside the team kits called one of ``shared_kit_roles`` (referee, then other) share a
   role per kit group, the first of that list any of them is called: an assistant in the referee's
   kit is a referee. On the touchline a crop of an assistant looks like staff: on unseen sets
@@ -62,8 +66,10 @@ class RoleContext:
         outsider_keep_prob: ... but for those the head calls a player with at least this probability.
         small_second_team: with one team kit found, the largest other group the head calls players
             is the second team's, even if fewer than ``min_people`` wear it at once.
+        one_keeper_in_view: at most one goalkeeper per frame; the less keeper-like of two seen together
+            takes his next non-player role.
         shared_kit_roles: non-player roles decided per kit group, in priority order (empty: per person).
-        player_role: the name of the player role.
+        player_role, keeper_role: the names of the player and goalkeeper roles.
     """
 
     enabled: bool = True
@@ -73,8 +79,10 @@ class RoleContext:
     outsiders: bool = True
     outsider_keep_prob: float = 0.75
     small_second_team: bool = True
+    one_keeper_in_view: bool = True
     shared_kit_roles: tuple[str, ...] = ("referee", "other")
     player_role: str = "player"
+    keeper_role: str = "goalkeeper"
 
     def __post_init__(self) -> None:
         if not 0.0 < self.kit_radius <= 2.0:
@@ -83,6 +91,8 @@ class RoleContext:
             raise ValueError(f"outsider_keep_prob must be in [0, 1], got {self.outsider_keep_prob}")
         if self.min_people < 2:
             raise ValueError(f"min_people must be at least 2, got {self.min_people}")
+        if self.keeper_role == self.player_role:
+            raise ValueError(f"keeper_role and player_role must differ, got {self.keeper_role!r} for both")
         if self.player_role in self.shared_kit_roles:
             raise ValueError(f"shared_kit_roles must not hold the player role {self.player_role!r}")
         if self.team_size < self.min_people:
@@ -178,6 +188,8 @@ def contextual_roles(
         others = np.delete(np.arange(probs.shape[1]), player)
         out = ~in_team & (probs[:, player] < ctx.outsider_keep_prob)
         pred[out] = others[probs[out][:, others].argmax(1)]
+    if ctx.one_keeper_in_view and ctx.keeper_role in role_names:
+        _one_keeper_per_frame(pred, probs, item_of_row, frame_of_row, player, list(role_names).index(ctx.keeper_role))
     shared = np.array([list(role_names).index(r) for r in ctx.shared_kit_roles if r in role_names], np.int64)
     if len(shared) > 1:
         _vote_shared_kit_roles(pred, probs, groups, ~in_team, shared)
@@ -193,3 +205,22 @@ def _vote_shared_kit_roles(pred: np.ndarray, probs: np.ndarray, groups: np.ndarr
         members = voting & (groups == g)
         if members.sum() >= 2:
             pred[members] = next(r for r in shared if (pred[members] == r).any())
+
+
+def _one_keeper_per_frame(pred: np.ndarray, probs: np.ndarray, item_of_row: np.ndarray, frame_of_row: np.ndarray,
+                          player: int, keeper: int) -> None:
+    """In place: items called ``keeper`` keep the role from the most keeper-like down, unless seen in a
+    frame of one that kept it; those take their most likely role other than player and keeper."""
+    called = np.flatnonzero(pred == keeper)
+    if len(called) < 2 or probs.shape[1] < 3:
+        return
+    item_of_row, frame_of_row = np.asarray(item_of_row), np.asarray(frame_of_row)
+    fallback = probs.copy()
+    fallback[:, [player, keeper]] = -np.inf
+    taken: set[int] = set()
+    for i in called[np.argsort(-probs[called, keeper], kind="stable")]:
+        frames = set(frame_of_row[item_of_row == i].tolist())
+        if frames & taken:
+            pred[i] = fallback[i].argmax()
+        else:
+            taken |= frames
