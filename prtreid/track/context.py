@@ -141,7 +141,8 @@ def _team_kits(people: np.ndarray, groups: np.ndarray, probs: np.ndarray, player
     np.add.at(mean, groups, probs)
     mean /= np.maximum(np.bincount(groups, minlength=len(people)), 1)[:, None]
     big = people >= ctx.min_people
-    team = big & (mean.argmax(1) == player)
+    player_like = mean.argmax(1) == player
+    team = big & player_like
     slots = 2
     order = np.lexsort((-mean[:, player], -people))
     for g in order:
@@ -150,7 +151,7 @@ def _team_kits(people: np.ndarray, groups: np.ndarray, probs: np.ndarray, player
         team[g] = True
         slots -= 2 if people[g] > ctx.team_size else 1
     if slots == 1 and ctx.small_second_team:
-        small = [g for g in order if not team[g] and mean[g].argmax() == player]
+        small = [g for g in order if player_like[g] and not team[g]]
         if small and (len(small) == 1 or people[small[0]] > people[small[1]]):
             team[small[0]] = True
             slots = 0
