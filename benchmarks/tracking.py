@@ -8,7 +8,8 @@ part-based appearance (K part descriptors, foreground and global, part visibilit
 embedding); boxmot's appearance trackers get one vector per
 detection, the L2-normalised foreground and global embeddings concatenated and L2-normalised again
 (their cosine distance is the mean of the two cosine distances). ``PRT-Track + offline`` adds what
-the pipeline does once a video is tracked (``refine_boxes``: gaps of up to 10 frames filled, a
+the pipeline does once a video is tracked (each confirmed track's first ``n_init - 1`` frames, matched
+while it was tentative, then ``refine_boxes``: gaps of up to 10 frames filled, a
 detector's boxes smoothed over 9 frames; oracle boxes are exact and stay as they are); no boxmot
 tracker gets such a step, and its cost is not in the table.
 
@@ -157,7 +158,7 @@ def run_tracker(adapter: TrackerAdapter, prepared: PreparedSequence, source: str
         ids_out.append(ids)
         boxes_out.append(boxes)
     detector = "oracle" if SOURCES[source] == "gt" else "det"  # the pipeline's name for these boxes
-    stats.tables[seq.name] = adapter.finish(tracks_table(frame_ids, ids_out, boxes_out), detector)
+    stats.tables[seq.name] = adapter.finish(tracks_table(frame_ids, ids_out, boxes_out), detector, frame_ids)
     stats.frames += len(frame_ids)
     stats.cmc_inside_s += adapter.cmc_seconds()
     if isinstance(adapter, PrtAdapter):
@@ -312,8 +313,8 @@ def report(args: argparse.Namespace, results: dict[str, dict[str, dict[str, floa
              "boxmot: default settings, appearance = one unit vector per detection (foreground ⊕ global, "
              "each L2-normalised); StrongSORT and BoT-SORT estimate camera motion (ECC) inside update, timed "
              "there by wrapping `cmc.apply`. 'CMC' = estimating the warp (applying it to tracks stays in update). "
-             "PRT-Track + offline: the same run, then the pipeline's offline box steps (refine_boxes: gap "
-             "interpolation; detector boxes smoothed), untimed.",
+             "PRT-Track + offline: the same run, then the pipeline's offline steps (confirmed tracks' tentative "
+             "first frames kept; refine_boxes: gap interpolation, detector boxes smoothed), untimed.",
              f"Timing: perf_counter around update, BLAS limited to {args.blas_threads} thread(s), each tracker "
              "warmed up untimed on 10 frames. HOTA/AssA/IDF1 in %: trackeval, all sequences combined, "
              "gt.txt as is (SoccerNet setting).", ""]

@@ -1,8 +1,9 @@
 """The trackers of ``benchmarks/tracking.py`` behind one adapter interface.
 
 PRT-Track gets the full part-based appearance and its camera motion as a warp computed upstream;
-``PRT-Track + offline`` is the same online run followed by the pipeline's offline box steps over
-the whole sequence (gap interpolation, smoothing of detector boxes: ``refine_boxes``);
+``PRT-Track + offline`` is the same online run followed by the pipeline's offline steps over the
+whole sequence (each confirmed track's tentative first frames, gap interpolation, smoothing of
+detector boxes: ``backfill_tentative``, then ``refine_boxes``);
 boxmot's trackers (optional ``bench`` extra) get ``boxmot.structures.Detections`` with one
 embedding per detection and estimate their own camera motion inside ``update``, which a stopwatch
 around their ``cmc.apply`` times separately. boxmot never builds a ReID model here: a guard refuses
@@ -22,8 +23,8 @@ import torch
 from prtreid.data.types import MotTable
 from prtreid.pipeline.video import PipelineConfig, refine_boxes
 from prtreid.track.config import TrackerConfig
-from prtreid.track.tracker import Appearance, Detections, PRTTracker
-from prtreid.track.tracklets import TrackTable
+from prtreid.track.tracker import Appearance, Detections, PRTTracker, Tracks
+from prtreid.track.tracklets import TrackTable, backfill_tentative
 
 PRT = "PRT-Track"
 PRT_OFFLINE = "PRT-Track + offline"
@@ -71,8 +72,9 @@ class TrackerAdapter:
         """Seconds spent estimating camera motion inside ``update`` so far."""
         return 0.0
 
-    def finish(self, table: MotTable, detector: str) -> MotTable:
-        """Offline steps over one sequence's output, boxes from pipeline detector ``detector`` (none here)."""
+    def finish(self, table: MotTable, detector: str, frame_ids: list[int]) -> MotTable:
+        """Offline steps over one sequence's output (frames ``frame_ids``, in the order of the
+        ``update`` calls), boxes from pipeline detector ``detector`` (none here)."""
         return table
 
 
@@ -84,6 +86,7 @@ class PrtAdapter(TrackerAdapter):
 
     def start(self, fps: float) -> None:
         self.tracker = PRTTracker(self.cfg)
+        self.tentative: list[Tracks] = []
 
     def prepare(self, inputs: FrameInputs, warp: np.ndarray | None, image: np.ndarray | None,
                 sample_id: str) -> tuple[Any, ...]:
@@ -91,13 +94,17 @@ class PrtAdapter(TrackerAdapter):
         return Detections(inputs.boxes, inputs.scores), app, warp
 
     def read(self, out: Any) -> tuple[np.ndarray, np.ndarray]:
+        self.tentative.append(self.tracker.tentative)
         return out.ids, out.boxes
 
-    def finish(self, table: MotTable, detector: str) -> MotTable:
+    def finish(self, table: MotTable, detector: str, frame_ids: list[int]) -> MotTable:
         if self.offline is None:
             return table
         xyxy = np.concatenate([table.box[:, :2], table.box[:, :2] + table.box[:, 2:]], axis=1)
         tracks = TrackTable(table.frame, table.track_id, xyxy, table.conf)
+        if self.offline.backfill and self.tentative:
+            pending = TrackTable.concat(TrackTable.from_tracks(f, t) for f, t in zip(frame_ids, self.tentative))
+            tracks = backfill_tentative(tracks, pending)
         return refine_boxes(tracks, replace(self.offline, detector=detector)).to_mot()
 
 

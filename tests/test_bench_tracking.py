@@ -91,12 +91,13 @@ def test_every_tracker_runs_on_the_same_inputs_offline(tiny_seq: Sequence, monke
     n = tiny_seq.info.seq_length
     prepared = bench.PreparedSequence(tiny_seq, list(range(1, n + 1)), {"oracle": _ideal_inputs(tiny_seq)},
                                       {"oracle": [None] * n}, cmc_seconds={"oracle": 0.004 * n})
-    names = [bench.PRT, *bench.BOXMOT_TRACKERS]
+    names = [bench.PRT, bench.PRT_OFFLINE, *bench.BOXMOT_TRACKERS]
     results = bench.benchmark([prepared], bench.make_adapters(names, TrackerConfig.sports()), ["oracle"])["oracle"]
     assert list(results) == names
     for name, r in results.items():
         assert r["ms"] > 0 and 0 < r["HOTA"] <= 1, (name, r)
         assert r["HOTA"] > 0.6, (name, r)  # oracle boxes: every tracker must do well
+    assert results[bench.PRT_OFFLINE]["HOTA"] > results[bench.PRT]["HOTA"]  # tentative frames kept, gaps filled
     for name in (bench.PRT, "StrongSORT"):  # perfect appearance: no identity mix-up
         assert results[name]["AssA"] > 0.9 and results[name]["IDF1"] > 0.85, (name, results[name])
     # camera motion: upstream for PRT-Track (4 ms per frame given above), inside update for boxmot's

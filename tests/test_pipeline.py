@@ -139,6 +139,39 @@ def test_detector_boxes_are_smoothed_and_oracle_boxes_kept(synth_data: Path) -> 
         PipelineConfig(smooth_window=8)
 
 
+def test_confirmed_tracks_start_at_their_first_detection(synth_data: Path) -> None:
+    from prtreid.pipeline.video import PipelineConfig, VideoPipeline
+    from prtreid.track import TrackerConfig
+
+    seqs = [load_sequence(p) for p in find_sequences(synth_data)[:3]]
+    tracker = TrackerConfig.sports(confirm_first_frame=False)  # every track is tentative for 2 frames
+
+    def run(backfill: bool) -> tuple[dict[str, pd.DataFrame], float]:
+        pipeline = VideoPipeline(PipelineConfig(detector="oracle", tracker=tracker, backfill=backfill,
+                                                interpolate_gap=0, cmc="none"))
+        tracks = {s.name: pipeline.run(s.root).tracks for s in seqs}
+        pred = {n: MotTable(t.frame.to_numpy(), t.track_id.to_numpy(), t[["left", "top", "width", "height"]].to_numpy(),
+                            t.conf.to_numpy()) for n, t in tracks.items()}
+        return tracks, hota_metrics({s.name: s.gt for s in seqs}, pred,
+                                    {s.name: s.info.seq_length for s in seqs})[COMBINED]["DetA"]
+
+    online, online_deta = run(False)
+    filled, filled_deta = run(True)
+    added = 0
+    for name, before in online.items():
+        after = filled[name]
+        keys = ["frame", "track_id"]
+        assert not after.duplicated(keys).any()
+        merged = after.merge(before[keys], on=keys, how="left", indicator=True)
+        new = merged[merged["_merge"] == "left_only"]
+        assert len(merged) - len(new) == len(before)  # every online row is kept
+        assert set(new.track_id) <= set(before.track_id)  # rows only for tracks confirmed later
+        first_online = before.groupby("track_id").frame.min()
+        assert (new.frame.to_numpy() < first_online[new.track_id].to_numpy()).all()  # before confirmation
+        added += len(new)
+    assert added > 0 and filled_deta > online_deta
+
+
 def test_eval_reid_command(synth_data: Path, untrained_model: Path, capsys: pytest.CaptureFixture,
                            tmp_path: Path) -> None:
     data = tmp_path / "two_matches"  # two of the eight: the command's plumbing, at a quarter of the time

@@ -286,3 +286,18 @@ def test_appearance_update_is_visibility_aware() -> None:
     np.testing.assert_allclose(vis, [1.0, 1.0, 1.0])
     with pytest.raises(ValueError, match="rows"):
         tracker.update(Detections(box, np.array([0.9])), Appearance(det, np.ones((2, 3))))
+
+
+def test_tentative_tracks_are_reported_apart_until_confirmed() -> None:
+    tracker = PRTTracker(TrackerConfig(n_init=3, confirm_first_frame=False))
+    box = np.array([[100.0, 100, 140, 200]])
+    confirmed, tentative = [], []
+    for _ in range(4):
+        out = tracker.update(Detections(box, np.array([0.9])))
+        confirmed.append(out.ids.tolist())
+        tentative.append(tracker.tentative.ids.tolist())
+    assert confirmed == [[], [], [1], [1]]  # confirmed on its third hit
+    assert tentative == [[1], [1], [], []]
+    assert tracker.tentative.det_index.dtype == np.int64
+    tracker.update(Detections(np.zeros((0, 4)), np.zeros(0)))
+    assert len(tracker.tentative) == 0

@@ -7,8 +7,8 @@ import pytest
 
 from prtreid.data.types import ROLES
 from prtreid.detect import BALL_CLASS, PERSON_CLASS, FrameDetections
-from prtreid.track import (Appearance, BallTrack, TrackTable, Tracks, assign_teams, interpolate_gaps, smooth_boxes,
-                           vote_roles)
+from prtreid.track import (Appearance, BallTrack, TrackTable, Tracks, assign_teams, backfill_tentative, interpolate_gaps,
+                           smooth_boxes, vote_roles)
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -146,6 +146,18 @@ def test_table_from_tracker_output_and_to_mot() -> None:
     mot = table.to_mot()
     assert mot.frame.tolist() == [3, 3, 4, 4]
     np.testing.assert_allclose(mot.box[1], [5, 5, 20, 40])
+
+
+def test_backfill_adds_the_tentative_frames_of_confirmed_tracks_only() -> None:
+    def rows(frames: list[int], ids: list[int]) -> TrackTable:
+        n = len(frames)
+        return TrackTable(np.array(frames), np.array(ids), np.tile([0.0, 0, 10, 30], (n, 1)), np.full(n, 0.9))
+
+    confirmed = rows([3, 4, 4], [7, 7, 9])
+    tentative = rows([1, 2, 2, 3], [7, 7, 8, 9])  # 8 died tentative
+    out = backfill_tentative(confirmed, tentative)
+    assert list(zip(out.frame.tolist(), out.track_id.tolist())) == [(1, 7), (2, 7), (3, 7), (3, 9), (4, 7), (4, 9)]
+    assert len(backfill_tentative(confirmed, rows([], []))) == 3
 
 
 def test_ball_track_keeps_the_most_confident_ball_of_each_frame() -> None:

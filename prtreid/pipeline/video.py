@@ -34,7 +34,9 @@ from prtreid.track.cmc import CameraMotion
 from prtreid.track.config import TrackerConfig
 from prtreid.track.context import RoleContext
 from prtreid.track.tracker import Appearance, Detections, PRTTracker
-from prtreid.track.tracklets import TrackTable, assign_teams, interpolate_gaps, smooth_boxes, vote_roles
+from prtreid.track.tracklets import (
+    TrackTable, assign_teams, backfill_tentative, interpolate_gaps, smooth_boxes, vote_roles,
+)
 from prtreid.train.checkpoint import load_model
 from prtreid.train.loop import resolve_device
 
@@ -52,6 +54,8 @@ class PipelineConfig:
         cmc: camera-motion compensation method, ``sparse``, ``ecc`` or ``none``.
         cmc_downscale: frames are shrunk by this factor for camera-motion estimation.
         batch_frames: frames decoded, detected and embedded together.
+        backfill: report a confirmed track from its first detection, not from its ``n_init``-th
+            (the frames it was matched in while tentative).
         interpolate_gap: fill track gaps up to this many frames (0: off).
         smooth_window: smooth each track's boxes over this many frames (odd; 0: off) with a
             Savitzky-Golay filter of order 2, after the gaps are filled. Applies to a detector's
@@ -66,6 +70,7 @@ class PipelineConfig:
     cmc: Literal["sparse", "ecc", "none"] = "sparse"
     cmc_downscale: float = 2.0
     batch_frames: int = 8
+    backfill: bool = True
     interpolate_gap: int = 10
     smooth_window: int = 9
     role_context: RoleContext = field(default_factory=RoleContext)
@@ -121,6 +126,7 @@ class VideoPipeline:
         cmc = CameraMotion(self.cfg.cmc, downscale=self.cfg.cmc_downscale)
         timings = dict.fromkeys(STAGES, 0.0)
         rows: list[TrackTable] = []
+        tentative: list[TrackTable] = []
         frames_done = 0
         start = time.perf_counter()
         for ids, frames in _batches(source, self.cfg.batch_frames, timings):
@@ -138,10 +144,15 @@ class VideoPipeline:
                 app = None if emb is None else Appearance(emb.feats, emb.vis, emb.team, emb.role_probs)
                 tracks = tracker.update(Detections(det.boxes, det.scores), app, warp)
                 rows.append(TrackTable.from_tracks(frame_id, tracks, app))
+                if self.cfg.backfill:
+                    tentative.append(TrackTable.from_tracks(frame_id, tracker.tentative, app))
             timings["track"] += time.perf_counter() - t3
             frames_done += len(ids)
         t = time.perf_counter()
-        table = self._postprocess(TrackTable.concat(rows), ball)
+        table = TrackTable.concat(rows)
+        if tentative:
+            table = backfill_tentative(table, TrackTable.concat(tentative))
+        table = self._postprocess(table, ball)
         timings["post"] = time.perf_counter() - t
         summary = _summary(name, str(source_path), frames_done, table, timings, time.perf_counter() - start, meta)
         summary["config"] = {"detector": self.cfg.detector, "cmc": self.cfg.cmc, "model": self.embedder is not None}

@@ -15,10 +15,13 @@ from prtreid.track.config import TrackerConfig
 from prtreid.track.context import RoleContext, contextual_roles
 from prtreid.track.kalman import CHI2INV95, KalmanFilter
 from prtreid.track.tracker import Appearance, Detections, PRTTracker, Tracks
-from prtreid.track.tracklets import TrackTable, assign_teams, interpolate_gaps, smooth_boxes, vote_roles
+from prtreid.track.tracklets import (
+    TrackTable, assign_teams, backfill_tentative, interpolate_gaps, smooth_boxes, vote_roles,
+)
 
 __all__ = [
     "CHI2INV95", "Appearance", "BallTrack", "CameraMotion", "Detections", "KalmanFilter", "PRTTracker", "RoleContext",
-    "TrackTable", "TrackerConfig", "Tracks", "assign_teams", "contextual_roles", "interpolate_gaps", "smooth_boxes",
+    "TrackTable", "TrackerConfig", "Tracks", "assign_teams", "backfill_tentative", "contextual_roles",
+    "interpolate_gaps", "smooth_boxes",
     "vote_roles", "warp_boxes", "warp_tracks",
 ]

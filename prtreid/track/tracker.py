@@ -182,6 +182,13 @@ class PRTTracker:
 
     Args:
         cfg: settings (:meth:`TrackerConfig.sports` for broadcast soccer).
+
+    Attributes:
+        tentative: after each :meth:`update`, the tentative tracks it updated (born or matched, not yet
+            confirmed), in the form ``update`` returns confirmed ones. An online caller ignores them;
+            an offline one may keep the rows of the ids that are confirmed later, so a track starts at
+            its first detection rather than ``n_init - 1`` frames after it
+            (:func:`prtreid.track.tracklets.backfill_tentative`).
     """
 
     def __init__(self, cfg: TrackerConfig = TrackerConfig()) -> None:
@@ -193,6 +200,7 @@ class PRTTracker:
     def reset(self) -> None:
         """Forget every track and restart ids at 1 (next video)."""
         self.tracks = TrackStore.empty()
+        self.tentative = Tracks(np.zeros(0, np.int64), np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64))
         self.frame = 0
         self._next_id = 1
 
@@ -228,7 +236,8 @@ class PRTTracker:
         self._remove_dead(matches[:, 0])
         births = free_dets[scores[free_dets] >= self.cfg.birth_conf]
         self._birth(xywh[births], scores[births], feats, vis, team, births)
-        return self._output(boxes, keep)
+        self.tentative = self._output(boxes, keep, confirmed=False)
+        return self._output(boxes, keep, confirmed=True)
 
     # -- steps ----------------------------------------------------------------------------------
 
@@ -358,9 +367,9 @@ class PRTTracker:
             None if team is None else team[rows],
         )
 
-    def _output(self, boxes: np.ndarray, keep: np.ndarray) -> Tracks:
+    def _output(self, boxes: np.ndarray, keep: np.ndarray, confirmed: bool) -> Tracks:
         t = self.tracks
-        sel = np.flatnonzero(t.confirmed & (t.tsu == 0))
+        sel = np.flatnonzero((t.confirmed == confirmed) & (t.tsu == 0))
         det = t.matched_det[sel]
         out_boxes = boxes[det] if self.cfg.output_box == "detection" else xywh_to_xyxy(t.mean[sel, :4])
         return Tracks(ids=t.ids[sel].copy(), boxes=out_boxes, scores=t.score[sel].copy(),

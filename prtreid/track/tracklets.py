@@ -11,6 +11,7 @@ frame, with the detection's team embedding and role probabilities). Once the vid
   weighted by their length; short player tracklets take the nearer centroid, goalkeepers the team
   seen in numbers around them; referees and others get no team. Team labels 0/1 are arbitrary
   (evaluation is permutation-invariant).
+* :func:`backfill_tentative`: a confirmed track's first frames, matched while it was tentative.
 * :func:`interpolate_gaps`: linear interpolation of boxes across short gaps within a track
   (StrongSORT's linear interpolation).
 * :func:`smooth_boxes`: a centred Savitzky-Golay filter (scipy's) over each track's boxes, which
@@ -226,6 +227,17 @@ def _crowd_team(frames: np.ndarray, own_rows: np.ndarray, row_team: np.ndarray) 
     seen = np.isin(frames, frames[own_rows])
     n0, n1 = int((row_team[seen] == 0).sum()), int((row_team[seen] == 1).sum())
     return None if n0 == n1 else int(n1 > n0)
+
+
+def backfill_tentative(table: TrackTable, tentative: TrackTable) -> TrackTable:
+    """``table`` plus the rows of ``tentative`` whose track was confirmed later (its id is in ``table``).
+
+    A track is reported from its confirmation on (``n_init`` hits); its first frames, matched while
+    tentative, are known once it is confirmed. Tracks that died tentative leave nothing. Returns the
+    table sorted by frame, then track.
+    """
+    kept = tentative.select(np.isin(tentative.track_id, table.track_id))
+    return TrackTable.concat([table, kept]).sorted()
 
 
 def interpolate_gaps(table: TrackTable, max_gap: int) -> TrackTable:
