@@ -42,9 +42,12 @@ demo-hpo: $(STAMP)
 		--device cpu --out $(HPO)/tracker --name demo-tracker --num-samples 6 --max-concurrent 2
 	@echo "plots: $(HPO)/losses/plots $(HPO)/tracker/plots"
 
-# The peer trackers of benchmarks/tracking.py (boxmot, AGPL-3.0) are an optional extra.
+# The peer trackers of benchmarks/tracking.py (boxmot, AGPL-3.0) are an optional extra. boxmot pins
+# pandas<3 and pyarrow<24, which would downgrade the project's: it comes without its requirements,
+# plus the two its trackers import (lap, from lapx, and rich).
 bench: $(STAMP)
-	$(PY) -m pip install -c constraints.txt -e '.[bench]'
+	$(PY) -m pip install -c constraints.txt --no-deps boxmot
+	$(PY) -m pip install -c constraints.txt lapx rich
 	$(PY) benchmarks/tracking.py
 
 # pytest exits 5 when it collected no test: that is a failure here.

@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for name, make in variants():
             if make is None:
-                log.info("skipped %s (pip install -e '.[bench]')", name)
+                log.info("skipped %s (boxmot is not installed: make bench)", name)
                 continue
             rows[name] = measure(make, clips, pts)
             log.info("%s: %.2f px, %.1f ms/frame", name, rows[name]["err"], rows[name]["ms"])

@@ -282,7 +282,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         import boxmot.utils  # noqa: F401  (installs boxmot's INFO-level log handler on import)
     except ImportError:
-        sys.exit("boxmot is not installed: pip install 'prtreid[bench]' (boxmot is AGPL-3.0)")
+        sys.exit("boxmot is not installed: make bench installs it (boxmot is AGPL-3.0)")
     logging.getLogger("boxmot").setLevel(logging.WARNING)
     device = resolve_device(args.device)
     model_path, notes = _model_path(args, device.type)
