@@ -22,6 +22,5 @@ from prtreid.track.tracklets import (
 __all__ = [
     "CHI2INV95", "Appearance", "BallTrack", "CameraMotion", "Detections", "KalmanFilter", "PRTTracker", "RoleContext",
     "TrackTable", "TrackerConfig", "Tracks", "assign_teams", "backfill_tentative", "contextual_roles",
-    "interpolate_gaps", "smooth_boxes",
-    "vote_roles", "warp_boxes", "warp_tracks",
+    "interpolate_gaps", "smooth_boxes", "vote_roles", "warp_boxes", "warp_tracks",
 ]
