@@ -95,13 +95,16 @@ def isolated_stages(videos: list[Path], cfg: PipelineConfig, model: Path) -> dic
 
 
 def track_only(frames: list[np.ndarray], dets: list[Any], embs: list[Any], cfg: PipelineConfig) -> int:
-    """The pipeline's track stage on given detections and embeddings (camera motion included)."""
+    """The pipeline's track stage on given detections and embeddings (camera motion and the tentative
+    rows kept for ``cfg.backfill`` included)."""
     tracker, cmc = PRTTracker(cfg.tracker), CameraMotion(cfg.cmc, downscale=cfg.cmc_downscale)
-    rows = []
+    rows, tentative = [], []
     for i, (image, det, emb) in enumerate(zip(frames, dets, embs)):
         warp = cmc.estimate(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), det.boxes) if cfg.cmc != "none" else None
         app = Appearance(emb.feats, emb.vis, emb.team, emb.role_probs)
         rows.append(TrackTable.from_tracks(i + 1, tracker.update(Detections(det.boxes, det.scores), app, warp), app))
+        if cfg.backfill:
+            tentative.append(TrackTable.from_tracks(i + 1, tracker.tentative, app))
     return len(rows)
 
 

@@ -5,10 +5,11 @@ frames is one exact image homography (``Camera.homography_to``), replayed with `
 estimator runs over every frame of the clips; its 2x3 warp and the true homography move a grid of
 points spread over the frame (the border that estimators ignore left out), and the error is the mean
 distance between the two, in pixels. The "players masked" rows give the estimator each frame's
-people (the ground-truth boxes, as the pipeline would give its detections), whose pixels it ignores. Time is ``perf_counter`` around each call, colour conversion
-included, with OpenCV on ``--threads`` threads. The peers are boxmot's estimators (``create_cmc``, as
+people (the ground-truth boxes, as the pipeline would give its detections), whose pixels it ignores.
+Time is ``perf_counter`` around each call, colour conversion included, with OpenCV on ``--threads``
+threads. The peers are boxmot's estimators (``create_cmc``, as
 its StrongSORT and BoT-SORT build them: ECC is translation-only at 0.15 scale there), when boxmot is
-installed (the ``bench`` extra).
+installed (``make bench``).
 
     python benchmarks/camera_motion.py [--seqs 3 --frames 150 --size 960 540 --seed 4242]
 """

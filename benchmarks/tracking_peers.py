@@ -4,7 +4,7 @@ PRT-Track gets the full part-based appearance and its camera motion as a warp co
 ``PRT-Track + offline`` is the same online run followed by the pipeline's offline steps over the
 whole sequence (each confirmed track's tentative first frames, gap interpolation, smoothing of
 detector boxes: ``backfill_tentative``, then ``refine_boxes``);
-boxmot's trackers (optional ``bench`` extra) get ``boxmot.structures.Detections`` with one
+boxmot's trackers (installed by ``make bench``) get ``boxmot.structures.Detections`` with one
 embedding per detection and estimate their own camera motion inside ``update``, which a stopwatch
 around their ``cmc.apply`` times separately. boxmot never builds a ReID model here: a guard refuses
 it, so nothing is downloaded.
@@ -83,10 +83,12 @@ class PrtAdapter(TrackerAdapter):
 
     def __init__(self, cfg: TrackerConfig, name: str = PRT, offline: PipelineConfig | None = None) -> None:
         self.cfg, self.name, self.offline = cfg, name, offline
+        self.backfill = offline is not None and offline.backfill
+        self.tentative: list[Tracks] = []
 
     def start(self, fps: float) -> None:
         self.tracker = PRTTracker(self.cfg)
-        self.tentative: list[Tracks] = []
+        self.tentative = []
 
     def prepare(self, inputs: FrameInputs, warp: np.ndarray | None, image: np.ndarray | None,
                 sample_id: str) -> tuple[Any, ...]:
@@ -94,7 +96,8 @@ class PrtAdapter(TrackerAdapter):
         return Detections(inputs.boxes, inputs.scores), app, warp
 
     def read(self, out: Any) -> tuple[np.ndarray, np.ndarray]:
-        self.tentative.append(self.tracker.tentative)
+        if self.backfill:  # the tracker's state after the update that gave ``out``: read before the next one
+            self.tentative.append(self.tracker.tentative)
         return out.ids, out.boxes
 
     def finish(self, table: MotTable, detector: str, frame_ids: list[int]) -> MotTable:
@@ -102,9 +105,10 @@ class PrtAdapter(TrackerAdapter):
             return table
         xyxy = np.concatenate([table.box[:, :2], table.box[:, :2] + table.box[:, 2:]], axis=1)
         tracks = TrackTable(table.frame, table.track_id, xyxy, table.conf)
-        if self.offline.backfill and self.tentative:
-            pending = TrackTable.concat(TrackTable.from_tracks(f, t) for f, t in zip(frame_ids, self.tentative))
-            tracks = backfill_tentative(tracks, pending)
+        if self.backfill:
+            pending = TrackTable.concat(TrackTable.from_tracks(f, t) for f, t in zip(frame_ids, self.tentative,
+                                                                                    strict=True))
+            tracks = backfill_tentative(tracks, replace(pending, score=np.ones(len(pending))))  # conf 1, as the rest
         return refine_boxes(tracks, replace(self.offline, detector=detector)).to_mot()
 
 

@@ -7,8 +7,8 @@ import pytest
 
 from prtreid.data.types import ROLES
 from prtreid.detect import BALL_CLASS, PERSON_CLASS, FrameDetections
-from prtreid.track import (Appearance, BallTrack, TrackTable, Tracks, assign_teams, backfill_tentative, interpolate_gaps,
-                           smooth_boxes, vote_roles)
+from prtreid.track import (Appearance, BallTrack, TrackTable, Tracks, assign_teams, backfill_tentative,
+                           interpolate_gaps, smooth_boxes, vote_roles)
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

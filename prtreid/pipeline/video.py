@@ -215,7 +215,8 @@ def _batches(source: Any, size: int, timings: dict[str, float]) -> Iterator[tupl
 
 def _mot(tracks: pd.DataFrame) -> MotTable:
     return MotTable(tracks["frame"].to_numpy(np.int64), tracks["track_id"].to_numpy(np.int64),
-                    tracks[["left", "top", "width", "height"]].to_numpy(np.float64), tracks["conf"].to_numpy(np.float64))
+                    tracks[["left", "top", "width", "height"]].to_numpy(np.float64),
+                    tracks["conf"].to_numpy(np.float64))
 
 
 def _summary(name: str, source: str, frames: int, tracks: pd.DataFrame, timings: dict[str, float],

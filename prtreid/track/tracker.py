@@ -65,7 +65,8 @@ class Appearance:
 
 @dataclass(frozen=True)
 class Tracks:
-    """Confirmed tracks updated this frame.
+    """Tracks updated this frame: confirmed ones from :meth:`PRTTracker.update`, tentative ones in
+    :attr:`PRTTracker.tentative`.
 
     Attributes:
         ids: ``(M,)`` track ids (1-based, unique within a video).

@@ -3,6 +3,8 @@
 The tracker's per-frame outputs are collected into a :class:`TrackTable` (one row per track per
 frame, with the detection's team embedding and role probabilities). Once the video is done:
 
+* :func:`backfill_tentative`: a confirmed track's first frames, matched while it was tentative (first,
+  so the votes below see them).
 * :func:`vote_roles`: each tracklet's role from its **mean softmax probabilities** (averaging raw
   logits, as tracklab does, lets one overconfident frame outvote many), settled by the match
   context when given (:mod:`prtreid.track.context`: a kit worn by several people at once is a
@@ -11,7 +13,6 @@ frame, with the detection's team embedding and role probabilities). Once the vid
   weighted by their length; short player tracklets take the nearer centroid, goalkeepers the team
   seen in numbers around them; referees and others get no team. Team labels 0/1 are arbitrary
   (evaluation is permutation-invariant).
-* :func:`backfill_tentative`: a confirmed track's first frames, matched while it was tentative.
 * :func:`interpolate_gaps`: linear interpolation of boxes across short gaps within a track
   (StrongSORT's linear interpolation).
 * :func:`smooth_boxes`: a centred Savitzky-Golay filter (scipy's) over each track's boxes, which
