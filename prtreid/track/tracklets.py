@@ -215,10 +215,12 @@ def assign_teams(
         centroids = km.cluster_centers_
     nearest = np.linalg.norm(mean[:, None, :] - centroids[None, :, :], axis=2).argmin(1)
     out.update({int(t): int(team) for t, team in zip(uniq[is_team], nearest[is_team])})
-    all_ids, item_of_row = np.unique(track_ids, return_inverse=True)  # per tracklet, not per row: long videos
-    row_team = np.array([-1 if out[int(t)] is None else out[int(t)] for t in all_ids])[item_of_row]
+    row_team = None
+    if frames is not None and is_keeper.any():  # keepers are still None here: only players count
+        all_ids, item_of_row = np.unique(track_ids, return_inverse=True)  # per tracklet, not per row: long videos
+        row_team = np.array([-1 if out[int(t)] is None else out[int(t)] for t in all_ids])[item_of_row]
     for t, team in zip(uniq[is_keeper], nearest[is_keeper]):
-        crowd = None if frames is None else _crowd_team(np.asarray(frames), track_ids == t, row_team)
+        crowd = None if row_team is None else _crowd_team(np.asarray(frames), track_ids == t, row_team)
         out[int(t)] = int(team) if crowd is None else crowd
     return out
 
