@@ -145,6 +145,13 @@ def test_lost_worker_resumes_from_its_last_checkpoint(killed_run) -> None:
     assert load_checkpoint(summary.model_uri)["metrics"]["epoch"] == 3
 
 
+def test_restarted_workers_remove_what_the_killed_one_left(killed_run) -> None:
+    from prtreid.distributed.staging import staging_root
+
+    _, marker, _ = killed_run
+    assert not (staging_root() / marker.read_text()).exists()
+
+
 def test_second_launch_with_the_same_name_resumes(killed_run, small_store: Path) -> None:
     from prtreid.distributed.train import train_distributed
 

@@ -9,7 +9,8 @@ download is cheaper and its failure is a clean, retryable error. A SoccerNet seq
 
 Local paths are used in place. Temporary copies live under :func:`staging_root`, one folder per
 worker process, removed when the video is done; :func:`clean_stale` removes the folders of
-processes that died (a killed actor cannot clean up after itself).
+processes that died (a killed actor cannot clean up after itself). Training workers keep their
+checkpoint copies there too (:func:`scratch`), for the same reason.
 """
 
 from __future__ import annotations
@@ -54,16 +55,26 @@ def staged(uri: str, root: Path | None = None) -> Iterator[Path]:
     info = fs.get_file_info(path)
     if info.type == pafs.FileType.NotFound:
         raise FileNotFoundError(f"{uri}: no such object or prefix")
-    base = (root or staging_root()) / str(os.getpid())
-    base.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=base))
-    try:
+    with scratch("input-", root) as tmp:
         local = tmp / posixpath.basename(path)
         if info.type == pafs.FileType.Directory:
             local.mkdir()
         pafs.copy_files(path, str(local), source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
         log.debug("staged %s at %s", uri, local)
         yield local
+
+
+@contextlib.contextmanager
+def scratch(prefix: str, root: Path | None = None) -> Iterator[Path]:
+    """A new folder in this process's staging folder, removed when the ``with`` block ends.
+
+    If the process is killed first, :func:`clean_stale` in a later worker on the machine removes it.
+    """
+    base = (root or staging_root()) / str(os.getpid())
+    base.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+    try:
+        yield tmp
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -45,6 +45,7 @@ from torch import nn
 
 from prtreid.data.crops import INDEX_FILE, CropConfig, build_crops
 from prtreid.distributed.runtime import storage_for_ray, storage_uri
+from prtreid.distributed.staging import clean_stale, scratch
 from prtreid.train.config import ExperimentConfig, experiment_from_dict
 from prtreid.train.loop import CHECKPOINT, MODEL, Runtime, fit
 
@@ -197,8 +198,8 @@ def train_worker(config: dict[str, Any]) -> dict[str, Any] | None:
     rank, world_size = context.get_world_rank(), context.get_world_size()
     cfg = experiment_from_dict(config["experiment"], "ray train_loop_config")
     store = local_store(config["data"], cfg.crops, config.get("cache_dir"))
-    with tempfile.TemporaryDirectory(prefix=f"prtreid-rank{rank}-") as tmp:
-        work = Path(tmp)
+    clean_stale()  # what killed workers of earlier attempts left on this machine
+    with scratch(f"rank{rank}-") as work:
         reporter = _Reporter(work / "stage", rank, config.get("epoch_hook"))
         runtime = Runtime(rank=rank, world_size=world_size, device=ray.train.torch.get_device(),
                           wrap_model=_prepare_model, on_epoch=reporter,
@@ -208,8 +209,6 @@ def train_worker(config: dict[str, Any]) -> dict[str, Any] | None:
     if rank != 0:
         return None
     return {"history": history, "start_epoch": len(history) - reporter.reported + 1}
-
-
 
 
 def _prepare_model(model: nn.Module) -> nn.Module:
