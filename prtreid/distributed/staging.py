@@ -9,8 +9,8 @@ download is cheaper and its failure is a clean, retryable error. A SoccerNet seq
 
 Local paths are used in place. Temporary copies live under :func:`staging_root`, one folder per
 worker process, removed when the video is done; :func:`clean_stale` removes the folders of
-processes that died (a killed actor cannot clean up after itself). Training workers keep their
-checkpoint copies there too (:func:`scratch`), for the same reason.
+processes that died (a killed actor cannot clean up after itself). Training workers and Tune trials
+keep their scratch there too (:func:`scratch`): ASHA kills the processes of the trials it stops.
 """
 
 from __future__ import annotations

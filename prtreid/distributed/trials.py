@@ -13,7 +13,6 @@ Every report holds the trial's scalar metrics plus ``objective``, the weighted s
 from __future__ import annotations
 
 import dataclasses
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from ray.tune.integration.ray_train import TuneReportCallback
 
 from prtreid.config import from_dict
 from prtreid.data.soccernet import find_sequences
+from prtreid.distributed.staging import clean_stale, scratch
 from prtreid.distributed.train import train_worker  # the worker loop of train_distributed, reused as is
 from prtreid.distributed.train import local_store
 from prtreid.eval.tracking import COMBINED, evaluate_tracking
@@ -65,7 +65,8 @@ def loss_trial(config: dict[str, Any], *, experiment: dict[str, Any], data: str,
             (Path(checkpoint_dir) / CHECKPOINT).unlink(missing_ok=True)
         tune.report(trial_metrics(metrics, weights))
 
-    with tempfile.TemporaryDirectory(prefix="prtreid-trial-") as tmp:
+    clean_stale()  # what the trials ASHA stopped before this one left on this machine
+    with scratch("trial-") as tmp:
         fit(cfg, store, tmp, Runtime(on_epoch=report, progress=False))
 
 
@@ -102,8 +103,9 @@ def tracker_trial(config: dict[str, Any], *, pipeline: dict[str, Any], sequences
     """A Tune trial that tracks every validation sequence and reports HOTA (and the rest)."""
     cfg = apply_point(from_dict(PipelineConfig, pipeline, "sweep base"), config, source="trial")
     runner = VideoPipeline(cfg, model)
-    with tempfile.TemporaryDirectory(prefix="prtreid-tracktrial-") as tmp:
-        out = Storage(tmp)
+    clean_stale()
+    with scratch("tracktrial-") as tmp:
+        out = Storage(str(tmp))
         for seq in find_sequences(sequences):
             write_result(runner.run(seq), out)
         metrics = evaluate_tracking(sequences, tmp)[COMBINED]
