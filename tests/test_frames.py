@@ -32,6 +32,12 @@ def test_video_round_trip(tmp_path: Path) -> None:
     assert err < 12  # lossy but the same pictures
 
 
+def test_no_frames_write_no_file(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no frames to encode"):
+        write_video(tmp_path / "clip.mp4", iter([]), fps=25)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_sequence_folder_source(tmp_path: Path) -> None:
     write_sequence(Sequence(SeqInfo("SNMOT-001", 3, 128, 72)), tmp_path)
     for i, img in enumerate(_frames(3), start=1):
@@ -61,17 +67,21 @@ def test_bad_videos_raise_frame_errors(tmp_path: Path) -> None:
         list(open_frames(tmp_path / "cut.mp4"))
 
 
-def test_a_truncated_video_with_its_index_first_is_an_error(tmp_path: Path) -> None:
-    # "faststart" puts the frame index first: a cut file opens and decodes, only shorter
-    with av.open(str(tmp_path / "fast.mp4"), "w", options={"movflags": "faststart"}) as out:
+@pytest.mark.parametrize("suffix, options", [(".mp4", {"movflags": "faststart"}), (".mkv", {})],
+                         ids=["mp4 with its index first", "matroska, which stores no frame count"])
+def test_a_truncated_video_that_still_opens_is_an_error(tmp_path: Path, suffix: str, options: dict) -> None:
+    # both open when cut and decode fine, only shorter: the mp4 from the index that "faststart" puts
+    # first, the mkv from a duration in its header
+    with av.open(str(tmp_path / f"whole{suffix}"), "w", options=options) as out:
         stream = out.add_stream("libx264", rate=25)
         stream.width, stream.height, stream.pix_fmt = 128, 72, "yuv420p"
         for image in np.random.default_rng(0).integers(0, 255, (40, 72, 128, 3), dtype=np.uint8):
             out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")))
         out.mux(stream.encode())
-    assert len(list(open_frames(tmp_path / "fast.mp4"))) == 40
-    data = (tmp_path / "fast.mp4").read_bytes()
-    (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])
-    assert open_frames(tmp_path / "cut.mp4").info.num_frames == 40
-    with pytest.raises(FrameError, match=r"cut\.mp4: truncated or corrupt: decoded \d+ of the 40 frames"):
-        list(open_frames(tmp_path / "cut.mp4"))
+    assert open_frames(tmp_path / f"whole{suffix}").info.num_frames == 40
+    assert len(list(open_frames(tmp_path / f"whole{suffix}"))) == 40
+    data = (tmp_path / f"whole{suffix}").read_bytes()
+    (tmp_path / f"cut{suffix}").write_bytes(data[: len(data) // 2])
+    assert open_frames(tmp_path / f"cut{suffix}").info.num_frames == 40
+    with pytest.raises(FrameError, match=rf"cut\{suffix}: truncated or corrupt: decoded \d+ of the 40 frames"):
+        list(open_frames(tmp_path / f"cut{suffix}"))

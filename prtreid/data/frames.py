@@ -7,6 +7,7 @@ with the path, so a bulk run can turn a corrupt or truncated video into a failur
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ class SourceInfo:
     height: int
     fps: float
     num_frames: int | None
+    """Frames the container declares, else its duration times ``fps`` (Matroska stores no count)."""
 
 
 class SequenceFrames:
@@ -66,7 +68,7 @@ class VideoFrames:
                 stream = container.streams.video[0]
                 fps = float(stream.average_rate or 25)
                 self.info = SourceInfo(self.path.stem, stream.codec_context.width, stream.codec_context.height,
-                                       fps, stream.frames or None)
+                                       fps, stream.frames or _frames_in_duration(container, fps))
         except av.error.FFmpegError as exc:
             raise FrameError(f"{self.path}: cannot open video ({exc})") from None
 
@@ -84,9 +86,17 @@ class VideoFrames:
         if count == 0:
             raise FrameError(f"{self.path}: the video has no decodable frame")
         declared = self.info.num_frames or 0
-        if declared - count > max(2, declared // 100):  # a frame or two: edit lists, not damage
+        # edit lists and rounded durations cost a frame or two; a long video may lose up to a second
+        if declared - count > max(2, min(round(self.info.fps), declared // 100)):
             raise FrameError(f"{self.path}: truncated or corrupt: decoded {count} of the {declared} frames "
                              "its container declares")
+
+
+def _frames_in_duration(container: av.container.InputContainer, fps: float) -> int | None:
+    """Frames a container's duration holds at ``fps``, or None where it records no duration."""
+    if not container.duration or container.duration <= 0:
+        return None
+    return round(container.duration / av.time_base * fps)
 
 
 def open_frames(path: str | Path) -> SequenceFrames | VideoFrames:
@@ -105,24 +115,28 @@ def write_video(path: str | Path, frames: Iterator[np.ndarray], fps: float, crf:
     """Encode BGR frames to an H.264 MP4 (libx264, yuv420p); returns the number of frames.
 
     The file appears under ``path`` only once complete (written under a temporary name first).
+
+    Raises:
+        ValueError: ``frames`` is empty (nothing is written).
     """
+    frames = iter(frames)
+    first = next(frames, None)
+    if first is None:
+        raise ValueError(f"{path}: no frames to encode")
     with atomic_path(path) as tmp:
-        return _encode(tmp, frames, fps, crf)
+        return _encode(tmp, itertools.chain([first], frames), first.shape, fps, crf)
 
 
-def _encode(path: Path, frames: Iterator[np.ndarray], fps: float, crf: int) -> int:
+def _encode(path: Path, frames: Iterator[np.ndarray], shape: tuple[int, ...], fps: float, crf: int) -> int:
     n = 0
     with av.open(str(path), mode="w", format="mp4") as container:
-        stream = None
+        stream = container.add_stream("libx264", rate=round(fps))
+        stream.width, stream.height = shape[1] // 2 * 2, shape[0] // 2 * 2  # yuv420p needs even sizes
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": str(crf), "preset": "veryfast"}
         for image in frames:
-            if stream is None:
-                stream = container.add_stream("libx264", rate=round(fps))
-                stream.width, stream.height = image.shape[1] // 2 * 2, image.shape[0] // 2 * 2
-                stream.pix_fmt = "yuv420p"
-                stream.options = {"crf": str(crf), "preset": "veryfast"}
             img = image[: stream.height, : stream.width]
             container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="bgr24")))
             n += 1
-        if stream is not None:
-            container.mux(stream.encode())
+        container.mux(stream.encode())
     return n
