@@ -6,6 +6,7 @@ No Ray here; the S3 test uses the session's moto_server.
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import boto3
@@ -13,8 +14,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from prtreid.data.synth import SynthConfig, generate_dataset
 from prtreid.distributed.manifest import (VideoEntry, list_inputs, parse_csv_manifest, parse_parquet_manifest,
-                                          parse_text_manifest)
+                                          parse_text_manifest, read_manifest)
 from prtreid.errors import FormatError
 from prtreid.storage import Storage
 
@@ -36,6 +38,13 @@ def test_text_manifest_errors_name_file_and_line(text: str, line: int, words: st
     with pytest.raises(FormatError) as err:
         parse_text_manifest(text, "season.txt", base="/data")
     assert err.value.path == "season.txt" and err.value.where == line and words in str(err.value)
+
+
+def test_a_manifest_that_is_not_utf8_names_file_and_line(tmp_path: Path) -> None:
+    (tmp_path / "season.txt").write_bytes("a.mp4\n/data/Atl\u00e9tico/1_720p.mkv\n".encode("latin-1"))
+    with pytest.raises(FormatError, match="not UTF-8") as err:
+        read_manifest(str(tmp_path / "season.txt"))
+    assert err.value.path == str(tmp_path / "season.txt") and err.value.where == 2
 
 
 def test_csv_manifest_carries_metadata_and_checks_rows() -> None:
@@ -148,3 +157,8 @@ def test_yolo_weights_load_from_s3_and_a_missing_object_fails_early(s3_server: s
     actor = TrackActor({"detector": "yolo:s3://weights/det/person.pt", "device": "cpu"}, None, str(tmp_path / "out"))
     assert actor.pipeline.cfg.detector.endswith("person.pt") and not actor.pipeline.cfg.detector.startswith("yolo:s3")
     assert not Path(actor.pipeline.cfg.detector.removeprefix("yolo:")).exists()  # the staged copy is gone
+    [seq] = generate_dataset(tmp_path / "data", SynthConfig(seqs=1, frames=2, width=320, height=180, seed=3))
+    record = actor.process(VideoEntry(str(seq), seq.name))
+    assert record.status == "done", record.error
+    summary = json.loads(Storage(tmp_path / "out").read_bytes(f"{seq.name}.summary.json"))
+    assert summary["config"]["detector"] == "yolo:s3://weights/det/person.pt"  # the weights, not their copy

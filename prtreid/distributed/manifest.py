@@ -119,7 +119,10 @@ def read_manifest(uri: str) -> list[VideoEntry]:
     suffix = posixpath.splitext(path)[1].lower()
     if suffix in PARQUET_SUFFIXES:
         return parse_parquet_manifest(data, uri, base)
-    text = data.decode("utf-8-sig")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise FormatError(uri, data[: exc.start].count(b"\n") + 1, f"not UTF-8 text ({exc.reason})") from None
     if suffix == ".csv":
         return parse_csv_manifest(text, uri, base)
     return parse_text_manifest(text, uri, base)

@@ -109,6 +109,7 @@ class TrackActor:
     def __init__(self, pipeline: dict[str, Any], model_path: str | None, out: str) -> None:
         clean_stale()
         cfg = from_dict(PipelineConfig, pipeline, "bulk pipeline config")
+        self.detector = cfg.detector  # as given: summaries name the weights' URI, not their staged copy
         with contextlib.ExitStack() as stack:  # remote model files are staged for the load, then removed
             local_model = stack.enter_context(staged(model_path)) if model_path else None
             weights = yolo_weights(cfg.detector)
@@ -135,6 +136,7 @@ class TrackActor:
                 local = str(path)
                 result = self.pipeline.run(path, name=entry.name, meta=entry.meta)
             result.summary["source"] = entry.uri
+            result.summary["config"]["detector"] = self.detector
             self.write(result)
         except Exception as exc:  # any per-video error becomes a record; the run goes on
             return self._failed(entry, exc, local, time.perf_counter() - start)
