@@ -137,6 +137,8 @@ def test_detector_boxes_are_smoothed_and_oracle_boxes_kept(synth_data: Path) -> 
         pd.testing.assert_frame_equal(oracle_raw[name], oracle_smooth[name])
     with pytest.raises(ConfigError, match="smooth_window"):
         PipelineConfig(smooth_window=8)
+    with pytest.raises(ConfigError, match="batch_frames: must be at least 1"):
+        PipelineConfig(batch_frames=0)  # would decode a whole match into one batch
 
 
 def test_confirmed_tracks_start_at_their_first_detection(synth_data: Path) -> None:
