@@ -32,7 +32,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     src.add_argument("--manifest", help="text (one URI a line), CSV or Parquet with a 'uri' column; local or s3://")
     src.add_argument("--input", help="folder or s3:// prefix: every video file and sequence folder below it")
     p.add_argument("--out", required=True, help="output folder or s3://bucket/prefix")
-    p.add_argument("--model", help="PRTReID model.pt, absolute path or s3:// (omit: motion-only tracking)")
+    p.add_argument("--model", help="PRTReID model.pt, local path or s3:// (omit: motion-only tracking)")
     p.add_argument("--detector", help="oracle | det | yolo:WEIGHTS (a local .pt or model yaml, or s3://; default: the config's)")
     p.add_argument("--config", type=Path, help="pipeline YAML (PipelineConfig fields)")
     p.add_argument("--device", help="override the config's device (auto, cpu, cuda)")

@@ -251,10 +251,13 @@ def test_input_that_kills_every_attempt_is_recorded_and_the_run_goes_on(
 
 @pytest.mark.slow
 def test_job_entrypoint_on_local_folders(ray_session: dict, local_inputs: dict[str, Path], references: Path,
-                                         tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+                                         tmp_path: Path, capsys: pytest.CaptureFixture,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
     job = _load_job()
-    argv = ["--input", str(local_inputs["SNMOT-001"].parent), "--out", str(tmp_path / "out"), "--detector", "oracle",
-            "--model", str(local_inputs["model"]), "--device", "cpu", "--actors", "2", "--cpus-per-actor", "0.5",
+    monkeypatch.chdir(tmp_path)  # relative paths are the driver's: Ray's actors work elsewhere
+    model = os.path.relpath(local_inputs["model"], tmp_path)
+    argv = ["--input", str(local_inputs["SNMOT-001"].parent), "--out", "out", "--detector", "oracle",
+            "--model", model, "--device", "cpu", "--actors", "2", "--cpus-per-actor", "0.5",
             "--no-progress", "--fail-on-error"]
     assert job.main(argv) == 0  # SNMOT-003 (a third generated folder) is tracked too
     assert "3 done, 0 skipped, 0 failed of 3 inputs" in capsys.readouterr().out

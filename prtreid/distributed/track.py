@@ -53,7 +53,7 @@ from ray.util.annotations import RayDeprecationWarning
 
 from prtreid.config import from_dict
 from prtreid.detect.factory import yolo_weights
-from prtreid.distributed.manifest import VideoEntry
+from prtreid.distributed.manifest import VideoEntry, resolve_uri
 from prtreid.distributed.report import BulkReport, VideoRecord
 from prtreid.distributed.staging import clean_stale, is_remote, staged
 from prtreid.pipeline.video import PipelineConfig, VideoPipeline, is_complete, write_result
@@ -215,8 +215,11 @@ def track_bulk(entries: Sequence[VideoEntry], out: str, pipeline: PipelineConfig
         bulk: actors, resources, retries.
         actor_cls: :class:`TrackActor` or a subclass (instrumentation, fault injection).
 
-    Ray must be initialised (see :func:`prtreid.distributed.runtime.connect`).
+    Ray must be initialised (see :func:`prtreid.distributed.runtime.connect`). Relative local paths
+    are taken from this process's working directory (actors work in another one).
     """
+    out = resolve_uri(str(out), None)
+    model_path = resolve_uri(str(model_path), None) if model_path else None
     storage = Storage(out)
     check_model(model_path, pipeline.detector)
     start = time.time()
