@@ -74,6 +74,8 @@ def split_uri(uri: str, endpoint: str | None = None) -> tuple[pafs.FileSystem, s
     """The filesystem and the root path of a local path or ``s3://bucket/prefix``."""
     if uri.startswith("s3://"):
         return s3_filesystem(endpoint), uri[len("s3://"):].rstrip("/")
+    if uri.startswith("s3:/"):  # what pathlib.Path makes of s3://: never a local folder named "s3:"
+        raise ValueError(f"{uri!r}: an S3 URI needs two slashes (s3://bucket/prefix)")
     if "://" in uri and not uri.startswith("file://"):
         raise ValueError(f"unsupported storage URI {uri!r} (a local path or s3://bucket/prefix)")
     path = os.path.abspath(uri[len("file://"):] if uri.startswith("file://") else uri)

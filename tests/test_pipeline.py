@@ -15,6 +15,7 @@ from prtreid.data.soccernet import find_sequences, load_sequence, read_mot
 from prtreid.data.types import MotTable
 from prtreid.eval.tracking import COMBINED, evaluate_tracking, hota_metrics
 from prtreid.model.prtreid import ModelConfig, PRTReID
+from prtreid.storage import Storage
 from prtreid.train.checkpoint import model_meta, save_model
 
 
@@ -26,6 +27,17 @@ def untrained_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("model") / "model.pt"
     save_model(path, PRTReID.from_config(cfg, num_roles=len(roles)), model_meta(cfg, len(roles), 0, roles))
     return path
+
+
+def test_track_command_writes_to_s3(synth_data: Path, s3_bucket: str, tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    seq = find_sequences(synth_data)[0]
+    monkeypatch.chdir(tmp_path)
+    assert cli(["track", "--input", str(seq), "--detector", "oracle", "--out", f"{s3_bucket}/run"]) == 0
+    assert Storage(f"{s3_bucket}/run").exists(f"{seq.name}.summary.json")
+    assert list(tmp_path.iterdir()) == []  # nothing under ./s3:/...
+    with pytest.raises(ValueError, match="two slashes"):
+        Storage(str(Path(f"{s3_bucket}/run")))
 
 
 def test_oracle_tracking_writes_all_outputs_and_scores_well(synth_data: Path, tmp_path: Path) -> None:

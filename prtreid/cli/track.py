@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--detector", help="oracle | det | yolo:WEIGHTS (.pt or model yaml); default: the config's, "
                                       "else oracle")
     p.add_argument("--config", type=Path, help="pipeline YAML (PipelineConfig fields: tracker, detection, cmc, ...)")
-    p.add_argument("--out", type=Path, required=True, help="output folder or s3://bucket/prefix")
+    p.add_argument("--out", required=True, help="output folder or s3://bucket/prefix")  # a Path would make s3:/
     p.add_argument("--device", help="override the config's device")
     p.set_defaults(func=run_track)
 
@@ -81,7 +81,7 @@ def run_track(args: argparse.Namespace) -> int:
     if args.detector:
         cfg = dataclasses.replace(cfg, detector=args.detector)
     pipeline = VideoPipeline(cfg, args.model)
-    out = Storage(str(args.out))
+    out = Storage(args.out)
     inputs = expand_inputs(args.input)
     progress, close = bar("track", unit="video")
     try:
