@@ -72,6 +72,15 @@ def test_resume_continues_after_the_last_epoch(trained, crop_store: Path, tmp_pa
     assert more[:4] == load_checkpoint(out / "checkpoint.pt")["history"]
 
 
+def test_a_checkpoint_of_other_settings_is_not_resumed(trained, crop_store: Path, tmp_path: Path) -> None:
+    out, _ = trained
+    (tmp_path / "checkpoint.pt").write_bytes((out / "checkpoint.pt").read_bytes())
+    other = tiny_config()
+    other = dataclasses.replace(other, loss=dataclasses.replace(other.loss, team_weight=0.5))
+    with pytest.raises(ConfigError, match=r"checkpoint\.pt: holds a run with other settings .*loss\.team_weight"):
+        fit(other, crop_store, tmp_path)
+
+
 def test_lr_schedule_warms_up_then_decays() -> None:
     f = lr_lambda(TrainConfig(epochs=10, warmup_epochs=1, warmup_factor=0.1), iters_per_epoch=10)
     assert f(0) == pytest.approx(0.1) and f(10) == pytest.approx(1.0)

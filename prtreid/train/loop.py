@@ -25,9 +25,11 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from prtreid.config import to_plain
 from prtreid.data.recolour import recolour_kits
 from prtreid.data.reid_dataset import ReidDataset
 from prtreid.data.sampler import MatchBatchSampler
+from prtreid.errors import ConfigError
 from prtreid.model.losses import MultiTaskLoss
 from prtreid.model.prtreid import PRTReID
 from prtreid.train.budget import cpu_bf16_native, epochs_within, saved_epochs, slowest_rank
@@ -143,6 +145,8 @@ def fit(cfg: ExperimentConfig, store: str | Path, out_dir: str | Path,
     amp_dtype = autocast_dtype(cfg.train, device)
     checkpoint = Path(rt.resume_from or out_dir / CHECKPOINT)
     saved = load_checkpoint(checkpoint) if checkpoint.exists() else None
+    if saved is not None:
+        _check_same_run(checkpoint, saved, cfg, meta)
     budgeted = cfg.train.budget_minutes > 0
     if budgeted:  # a resumed budgeted run keeps the epoch count it chose, and so its LR schedule
         cfg = _with_epochs(cfg, saved_epochs(saved) or cfg.train.epochs)
@@ -175,10 +179,10 @@ def fit(cfg: ExperimentConfig, store: str | Path, out_dir: str | Path,
         history.append(metrics)
         if rt.rank == 0:
             log.info("epoch %d: %s", epoch + 1, _fmt(metrics))
+            if last:  # before the checkpoint: a resume after the last epoch would never write it
+                save_model(out_dir / MODEL, model, meta, metrics)
             save_checkpoint(out_dir / CHECKPOINT, model=model, optimizer=optimizer, scheduler=scheduler,
                             scaler=scaler, epoch=epoch, meta=meta, history=history, experiment=experiment)
-            if last:
-                save_model(out_dir / MODEL, model, meta, metrics)
         if rt.on_epoch is not None:
             rt.on_epoch(epoch, metrics, out_dir if rt.rank == 0 else None)
         epoch += 1
@@ -272,6 +276,26 @@ def _step(loss: torch.Tensor, model: nn.Module, optimizer: torch.optim.Optimizer
     scaler.step(optimizer)
     scaler.update()
     return scaler.get_scale() >= scale
+
+
+RESUMABLE = ("epochs", "budget_minutes", "device", "num_workers", "batch_eval", "eval_every", "amp", "amp_dtype",
+             "cpu_amp", "min_frame_gap")
+"""``train`` settings a resumed run may change: its length, and where and how fast it runs."""
+
+
+def _check_same_run(path: Path, saved: dict[str, Any], cfg: ExperimentConfig, meta: dict[str, Any]) -> None:
+    """Raise ConfigError unless the checkpoint at ``path`` is of this run (settings, identities, roles)."""
+    now, then = to_plain(dataclasses.asdict(cfg)), dict(saved["experiment"])
+    for part in (now, then):
+        part["train"] = {k: v for k, v in part["train"].items() if k not in RESUMABLE}
+    diffs = [f"{section}.{key}: {then.get(section, {}).get(key)!r} -> {value!r}"
+             for section, fields in now.items() for key, value in fields.items()
+             if then.get(section, {}).get(key) != value]
+    diffs += [f"model file {key}: {saved['meta'].get(key)!r} -> {value!r}" for key, value in to_plain(meta).items()
+              if key != "model_config" and saved["meta"].get(key) != value]
+    if diffs:
+        raise ConfigError(f"{path}: holds a run with other settings or data ({'; '.join(diffs[:5])}); "
+                          "train into a new --out, or delete the checkpoint to start over")
 
 
 def _resume(path: Path, state: dict[str, Any] | None, model: nn.Module, optimizer: torch.optim.Optimizer,
