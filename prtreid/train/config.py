@@ -46,7 +46,7 @@ class TrainConfig:
         num_workers: data-loader worker processes.
         eval_every: evaluate every N epochs (and always after the last).
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
-        seed: seed of weights init and data order.
+        seed: seed of weights init and augmentation; which crops make each batch comes from ``sampler.seed``.
         min_frame_gap: re-id evaluation drops same-identity gallery crops closer than this many frames.
     """
 
