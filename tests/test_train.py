@@ -138,6 +138,12 @@ def test_experiment_config_errors_name_file_and_key(tmp_path: Path) -> None:
     cfg = load_experiment(None, ["train.epochs=2", "model.backbone=resnet18"])
     assert cfg.train.epochs == 2
     assert experiment_from_dict(dataclasses.asdict(cfg)) == cfg
+    cfg = load_experiment(None, ["sampler.role_minimums.referee=2"])  # one entry; the others stay
+    assert cfg.sampler.role_minimums == {"goalkeeper": 1, "referee": 2, "other": 1}
+    path.write_text("train:\n  epochs: 3\n")
+    assert load_experiment(path, ["train.lr=0.01"]).train == TrainConfig(epochs=3, lr=0.01)
+    with pytest.raises(ConfigError, match=r"exp\.yaml with --set overrides: .*model\.no_such_key"):
+        load_experiment(path, ["model.no_such_key=1"])
 
 
 def test_epochs_within_the_budget() -> None:

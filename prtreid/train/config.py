@@ -8,11 +8,11 @@ trials rebuild it that way).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from prtreid.config import from_dict, load_yaml, merge, parse_override
+from prtreid.config import from_dict, load_yaml, merge, parse_override, to_plain
 from prtreid.data.crops import CropConfig
 from prtreid.data.reid_dataset import AugmentConfig
 from prtreid.data.sampler import SamplerConfig
@@ -99,8 +99,16 @@ def experiment_from_dict(data: dict[str, Any] | None, source: str = "<dict>") ->
 
 
 def load_experiment(path: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
-    """Load a YAML experiment file (or the defaults) and apply ``section.key=value`` overrides."""
+    """Load a YAML experiment file (or the defaults) and apply ``section.key=value`` overrides.
+
+    Overrides apply to the resolved config, so ``sampler.role_minimums.referee=2`` changes one entry
+    of that dict and keeps the others.
+    """
     data: dict[str, Any] = load_yaml(path) if path else {}
-    for text in overrides or []:
+    source = str(path) if path else "<defaults>"
+    if not overrides:
+        return experiment_from_dict(data, source)
+    data = to_plain(asdict(experiment_from_dict(data, source)))
+    for text in overrides:
         data = merge(data, parse_override(text))
-    return experiment_from_dict(data, str(path) if path else "<overrides>")
+    return experiment_from_dict(data, f"{source} with --set overrides")
