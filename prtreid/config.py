@@ -9,6 +9,7 @@ types, so a typo or a wrong type fails with the file and the dotted key. Ray wor
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -139,10 +140,16 @@ def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
     return _coerce_scalar(hint, value, source, key)
 
 
+_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+"""``1e-4``: YAML 1.1, so PyYAML, reads a number with an exponent but no dot as a string."""
+
+
 def _coerce_scalar(hint: Any, value: Any, source: str, key: str) -> Any:
     if hint is Any:
         return value
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint is float and isinstance(value, str) and _EXPONENT.fullmatch(value.strip()):
         return float(value)
     if hint is int and isinstance(value, int) and not isinstance(value, bool):
         return value

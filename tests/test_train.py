@@ -138,6 +138,7 @@ def test_experiment_config_errors_name_file_and_key(tmp_path: Path) -> None:
     cfg = load_experiment(None, ["train.epochs=2", "model.backbone=resnet18"])
     assert cfg.train.epochs == 2
     assert experiment_from_dict(dataclasses.asdict(cfg)) == cfg
+    assert load_experiment(None, ["train.lr=1e-4"]).train.lr == 1e-4  # PyYAML reads 1e-4 as a string
     cfg = load_experiment(None, ["sampler.role_minimums.referee=2"])  # one entry; the others stay
     assert cfg.sampler.role_minimums == {"goalkeeper": 1, "referee": 2, "other": 1}
     path.write_text("train:\n  epochs: 3\n")
