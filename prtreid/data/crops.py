@@ -65,7 +65,6 @@ class CropConfig:
         seed: seed of the sequence split.
         store_height: crops taller than this are downscaled to it (aspect kept).
         jpeg_quality: JPEG quality of stored crops.
-        image_size: (height, width) of the images the dataset returns.
     """
 
     min_height: int = 24
@@ -79,7 +78,6 @@ class CropConfig:
     seed: int = 0
     store_height: int = 256
     jpeg_quality: int = 95
-    image_size: tuple[int, int] = (256, 128)
 
     def __post_init__(self) -> None:
         bad_roles = [r for r in (*self.roles, self.unknown_role) if r is not None and r not in ROLES]
@@ -93,7 +91,6 @@ class CropConfig:
             (self.query_per_identity >= 0, "query_per_identity must be >= 0"),
             (self.store_height >= 8, "store_height must be >= 8"),
             (1 <= self.jpeg_quality <= 100, "jpeg_quality must lie in [1, 100]"),
-            (len(self.image_size) == 2 and min(self.image_size) >= 8, "image_size must be (height, width) >= 8"),
         ]
         for ok, message in checks:
             if not ok:
