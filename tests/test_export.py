@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
+from prtreid.cli import main as cli
 from prtreid.model.export import export_onnx, export_torchscript, max_abs_difference
 from prtreid.model.prtreid import ModelConfig, PRTReID
+from prtreid.train.checkpoint import model_meta, save_model
 
 
 @pytest.mark.parametrize(("levels", "team_input"), [((-1,), "foreground"), ((2, -1), "clothes")],
@@ -21,3 +24,15 @@ def test_exports_match_the_eager_model(levels: tuple[int, ...], team_input: str,
     diffs = max_abs_difference(model, onnx_path, script_path, batch=3)
     assert set(diffs) == {f"{k}/{n}" for k in ("onnx", "torchscript") for n in ("feats", "visibility", "team", "role_probs")}
     assert max(diffs.values()) < 1e-4, diffs
+
+
+def test_export_command_writes_both_files_and_checks_them(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    cfg = ModelConfig(image_size=(64, 32), embed_dim=32, team_dim=8)
+    roles = ("player", "goalkeeper", "referee", "other")
+    save_model(tmp_path / "model.pt", PRTReID.from_config(cfg, num_roles=4), model_meta(cfg, 4, 0, roles))
+    assert cli(["export", "--model", str(tmp_path / "model.pt"), "--out", str(tmp_path / "exported")]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert Path(report["onnx"]).is_file() and Path(report["torchscript"]).is_file()
+    assert 0.0 <= report["max_abs_difference"] < 1e-3
+    assert cli(["export", "--model", str(tmp_path / "model.pt"), "--out", str(tmp_path / "again"),
+                "--tolerance", "-1"]) == 1  # nothing is within a negative tolerance: the check can fail

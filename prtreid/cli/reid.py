@@ -1,10 +1,11 @@
-"""Re-id subcommands: ``train`` and ``eval-reid``."""
+"""Re-id subcommands: ``train``, ``eval-reid`` and ``export``."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
+import sys
 import tempfile
 from pathlib import Path
 
@@ -30,6 +31,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true", help="print only the JSON metrics")
     p.set_defaults(func=run_eval)
+
+    p = sub.add_parser("export", help="export a model's embedding network to ONNX and TorchScript, checked")
+    p.add_argument("--model", type=Path, required=True, help="model.pt or checkpoint.pt")
+    p.add_argument("--out", type=Path, required=True, help="folder for model.onnx and model.torchscript.pt")
+    p.add_argument("--tolerance", type=float, default=1e-3, help="largest output difference from the eager model")
+    p.set_defaults(func=run_export)
 
 
 def crop_store(data: Path, out: Path, cfg) -> Path:
@@ -94,4 +101,22 @@ def run_eval(args: argparse.Namespace) -> int:
         report |= {k: metrics[k] for k in ("rank5", "num_queries", "team_acc_per_sequence", "role_acc_crop",
                                            "role_confusion", "role_names")}
     print(json.dumps(report, indent=None if args.json else 2))
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """``prtreid export``: exit 1 when an export's outputs differ from the model's by more than the tolerance."""
+    from prtreid.model.export import export_onnx, export_torchscript, max_abs_difference
+    from prtreid.train.checkpoint import load_model
+
+    model, _ = load_model(args.model, "cpu")  # CPU graphs run anywhere; a CUDA trace only on CUDA
+    onnx_path = export_onnx(model, args.out / "model.onnx")
+    script_path = export_torchscript(model, args.out / "model.torchscript.pt")
+    diffs = max_abs_difference(model, onnx_path, script_path)
+    worst = max(diffs.values())
+    print(json.dumps({"onnx": str(onnx_path), "torchscript": str(script_path), "max_abs_difference": worst}))
+    if worst > args.tolerance:
+        print(f"prtreid export: outputs differ from the model's by {worst:.3g} (tolerance {args.tolerance:g}): "
+              f"{diffs}", file=sys.stderr)
+        return 1
     return 0

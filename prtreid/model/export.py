@@ -40,7 +40,7 @@ def export_onnx(model: PRTReID, path: str | Path, batch: int = 2, opset: int = 1
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     h, w = model.cfg.image_size
-    example = torch.randn(batch, 3, h, w)
+    example = torch.randn(batch, 3, h, w, device=_device(model))
     torch.onnx.export(EmbeddingHead(model), (example,), str(path), input_names=["images"],
                       output_names=list(OUTPUT_NAMES), opset_version=opset,
                       dynamic_shapes={"images": {0: torch.export.Dim("batch", min=1, max=1024)}},
@@ -53,7 +53,7 @@ def export_torchscript(model: PRTReID, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     h, w = model.cfg.image_size
-    traced = torch.jit.trace(EmbeddingHead(model), torch.randn(2, 3, h, w), check_trace=False)
+    traced = torch.jit.trace(EmbeddingHead(model), torch.randn(2, 3, h, w, device=_device(model)), check_trace=False)
     traced.save(str(path))
     return path
 
@@ -63,17 +63,22 @@ def max_abs_difference(model: PRTReID, onnx_path: str | Path | None = None,
                        script_path: str | Path | None = None, batch: int = 3, seed: int = 0) -> dict[str, float]:
     """Largest absolute difference per output between the eager model and the exports."""
     h, w = model.cfg.image_size
-    x = torch.randn(batch, 3, h, w, generator=torch.Generator().manual_seed(seed))
-    ref = [t.numpy() for t in EmbeddingHead(model)(x)]
+    x = torch.randn(batch, 3, h, w, generator=torch.Generator().manual_seed(seed)).to(_device(model))
+    ref = [t.cpu().numpy() for t in EmbeddingHead(model)(x)]
     out: dict[str, float] = {}
     if onnx_path is not None:
         import onnxruntime as ort
 
         session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-        got = session.run(list(OUTPUT_NAMES), {"images": x.numpy()})
+        got = session.run(list(OUTPUT_NAMES), {"images": x.cpu().numpy()})
         out |= {f"onnx/{n}": float(np.abs(a - b).max()) for n, a, b in zip(OUTPUT_NAMES, ref, got)}
     if script_path is not None:
         scripted = torch.jit.load(str(script_path))
-        got = [t.numpy() for t in scripted(x)]
+        got = [t.cpu().numpy() for t in scripted(x)]
         out |= {f"torchscript/{n}": float(np.abs(a - b).max()) for n, a, b in zip(OUTPUT_NAMES, ref, got)}
     return out
+
+
+def _device(model: nn.Module) -> torch.device:
+    """Where the model's weights are: example inputs go there (a traced graph keeps that device)."""
+    return next(model.parameters()).device
