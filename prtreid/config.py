@@ -58,7 +58,8 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, source: str = "<dict>",
         raise ConfigError(
             f"{source}: unknown key {prefix}{unknown[0]!s} (known: {', '.join(sorted(fields))})"
         )
-    kwargs = {name: _coerce(hints[name], value, source, f"{prefix}{name}") for name, value in data.items()}
+    kwargs = {name: _coerce(hints[name], _over_default(fields[name], value), source, f"{prefix}{name}")
+              for name, value in data.items()}
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
@@ -106,6 +107,23 @@ def to_plain(obj: Any) -> Any:
     return obj
 
 
+def _over_default(f: dataclasses.Field, value: Any) -> Any:
+    """A mapping given for a field whose default is a dataclass instance, on top of that default.
+
+    Missing keys then take the field's default (a preset such as ``TrackerConfig.sports()``), not
+    the defaults of the field's class. The merge is one level deep: a dict field given is replaced.
+    """
+    if not isinstance(value, Mapping):
+        return value
+    if f.default_factory is not dataclasses.MISSING:
+        default = f.default_factory()
+    else:
+        default = f.default
+    if not dataclasses.is_dataclass(default) or isinstance(default, type):
+        return value
+    return {**{d.name: getattr(default, d.name) for d in dataclasses.fields(default) if d.init}, **value}
+
+
 def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
@@ -120,6 +138,8 @@ def _coerce(hint: Any, value: Any, source: str, key: str) -> Any:
                 errors.append(str(exc))
         raise ConfigError(errors[0] if errors else f"{source}: {key}: invalid value {value!r}")
     if dataclasses.is_dataclass(hint):
+        if isinstance(value, hint):  # a default kept by _over_default
+            return value
         if not isinstance(value, dict):
             raise ConfigError(f"{source}: {key}: expected a mapping, got {value!r}")
         return from_dict(hint, value, source, f"{key}.")

@@ -216,3 +216,16 @@ def test_embedder_crops_boxes_clipped_to_the_frame(untrained_model: Path) -> Non
     clipped = np.array([[0.0, 10, 20, 80], [140, 0, 160, 60]])
     a, b = (embedder.embed([frame], [boxes])[0] for boxes in (past_the_edges, clipped))
     assert np.allclose(a.feats, b.feats, atol=1e-5) and np.allclose(a.team, b.team, atol=1e-5)
+
+
+def test_a_partial_tracker_section_keeps_the_sports_preset(tmp_path: Path) -> None:
+    import dataclasses
+
+    from prtreid.cli.track import pipeline_config
+    from prtreid.pipeline.video import PipelineConfig
+    from prtreid.track.config import TrackerConfig
+
+    (tmp_path / "p.yaml").write_text("tracker:\n  max_age: 200\ncmc: none\n")
+    cfg = pipeline_config(tmp_path / "p.yaml")
+    assert cfg.tracker == dataclasses.replace(TrackerConfig.sports(), max_age=200) != TrackerConfig(max_age=200)
+    assert cfg.cmc == "none" and cfg.role_context == PipelineConfig().role_context
