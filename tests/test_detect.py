@@ -116,10 +116,12 @@ def test_detector_config_validates() -> None:
 
 def test_detector_classes_are_mapped_to_people_and_the_ball_by_name() -> None:
     coco = {0: "person", 2: "car", 32: "sports ball"}
-    assert canonical_classes(coco) == {0: PERSON_CLASS, 2: 2, 32: BALL_CLASS}
+    assert canonical_classes(coco) == {0: PERSON_CLASS, 2: -3, 32: BALL_CLASS}  # other classes: never 0 or 32
     soccer = {0: "Ball", 1: "goalkeeper", 2: "player", 3: "referee"}  # a model fine-tuned on soccer
     assert canonical_classes(soccer) == {0: BALL_CLASS, 1: PERSON_CLASS, 2: PERSON_CLASS, 3: PERSON_CLASS}
     assert canonical_classes({0: "0", 32: "32"}) == {0: 0, 32: 32}  # an untrained model: COCO's numbering
+    goals = {0: "goal", 1: "player", 2: "football"}  # class 0 is not a person here
+    assert canonical_classes(goals) == {0: -1, 1: PERSON_CLASS, 2: BALL_CLASS}
 
 
 def test_yolo_refuses_a_class_filter_without_people() -> None:

@@ -23,18 +23,24 @@ BALL_CLASS = 32
 PERSON_NAMES = ("person", "player", "goalkeeper", "referee")
 """Detector class names that are people (COCO's, and those of detectors fine-tuned on soccer)."""
 
-BALL_NAMES = ("sports ball", "ball")
+BALL_NAMES = ("sports ball", "ball", "football")
 """Detector class names of the ball."""
 
 
 def canonical_classes(names: Mapping[int, str]) -> dict[int, int]:
     """A detector's class index -> this package's: :data:`PERSON_CLASS` for every person class,
-    :data:`BALL_CLASS` for the ball, by class name (case-insensitive); other classes, and models
-    whose classes have no names (digits, as an untrained model's), keep COCO's numbering."""
+    :data:`BALL_CLASS` for the ball, by class name (case-insensitive). Models whose classes have no
+    names (digits, as an untrained model's) keep COCO's numbering; any other named class becomes
+    ``-1 - index``, so that a soccer model's class 0 (a goal, say) is never taken for a person."""
     out = {}
     for index, name in names.items():
         key = str(name).strip().lower()
-        out[int(index)] = PERSON_CLASS if key in PERSON_NAMES else BALL_CLASS if key in BALL_NAMES else int(index)
+        if key in PERSON_NAMES:
+            out[int(index)] = PERSON_CLASS
+        elif key in BALL_NAMES:
+            out[int(index)] = BALL_CLASS
+        else:
+            out[int(index)] = int(index) if key.isdigit() else -1 - int(index)
     return out
 
 
