@@ -71,10 +71,11 @@ def main() -> None:
     parser.add_argument("--train-seqs", type=int, default=120)
     parser.add_argument("--train-frames", type=int, default=10)
     parser.add_argument("--test-seqs", type=int, default=2)
-    parser.add_argument("--epochs", type=int, help="training epochs (default: the preset's)")
+    parser.add_argument("--epochs", type=int, help="most training epochs (default: the preset's); "
+                                                   "--train-minutes may train fewer")
     parser.add_argument("--train-minutes", type=float, default=4.0,
-                        help="fewer epochs than the preset's where they would not fit in about this many minutes "
-                             "(judged by the first epoch's time on this machine); 0: the preset's epochs")
+                        help="fewer epochs than --epochs where they would not fit in about this many minutes "
+                             "(judged by the first epoch's time on this machine); 0: all of them")
     parser.add_argument("--fresh", action="store_true", help="delete --out first")
     args = parser.parse_args()
     if args.fresh and args.out.exists():
