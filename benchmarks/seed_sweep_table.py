@@ -2,7 +2,7 @@
 
     python benchmarks/seed_sweep_table.py SWEEP_OUTPUT [...]
 
-A variant's runs are named ``VARIANT`` + ``s`` + seed (``base_s0``, ``base_s1``, ...); every line
+A variant's runs are named ``VARIANT`` + ``_s`` + seed (``base_s0``, ``base_s1``, ...); every line
 ``NAME setK {json}`` of the sweep's output is read, other lines are skipped.
 """
 

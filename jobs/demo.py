@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from prtreid.cli import main as cli
+from prtreid.storage import atomic_write_text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import track as track_job  # noqa: E402  (jobs/ is not a package)
@@ -60,7 +61,7 @@ def write_manifest(out: Path, test_data: Path) -> Path:
     entries = [*seqs, videos / "missing.mp4", videos / "corrupt.mp4"]
     lines = [str(p.resolve()) for p in entries]
     manifest = out / "manifest.txt"
-    manifest.write_text("# demo season: sequence folders, a missing file and a corrupt video\n" + "\n".join(lines) + "\n")
+    atomic_write_text(manifest, "# demo season: sequence folders, a missing file and a corrupt video\n" + "\n".join(lines) + "\n")
     return manifest
 
 
@@ -140,7 +141,7 @@ def write_report(out: Path, run: Path, tracks: Path, test_data: Path, times: dic
     lines += [f"| {k} | {v:.1f} |" for k, v in times.items()]
     overlays = sorted(p.name for p in out.glob("*.overlay.mp4"))
     lines += ["", f"Overlay video: {', '.join(overlays)}", ""]
-    (out / "REPORT.md").write_text("\n".join(lines))
+    atomic_write_text(out / "REPORT.md", "\n".join(lines))
 
 
 if __name__ == "__main__":

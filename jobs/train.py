@@ -2,7 +2,7 @@
 
 Locally (starts a private Ray unless RAY_ADDRESS is set)::
 
-    python jobs/train.py --config configs/train_cpu_small.yaml --data demo_out/data \\
+    python jobs/train.py --config configs/train_cpu_small.yaml --data demo_out/crops \\
         --storage runs/ray --name small --num-workers 2 --cpus-per-worker 0.9
 
 On a cluster (the job's driver joins the cluster through the RAY_ADDRESS that Ray sets)::

@@ -68,7 +68,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         q.add_argument("--pareto", help="multi-objective search over these metrics, e.g. mAP,team_acc,role_acc")
         q.add_argument("--cpus-per-trial", type=float, help="Tune resources of a trial (default 1)")
         q.add_argument("--gpus-per-trial", type=float, default=0.0,
-                       help="GPUs of a trial; with --workers-per-trial, any value > 0 gives each worker one")
+                       help="GPUs of a trial (losses: with --workers-per-trial, any value > 0 gives each worker one)")
         q.add_argument("--study-storage", help="Optuna database URL of a shared study, without a password "
                        "(default: OUT/study.db)")
         q.add_argument("--work-dir", help="local folder of the SQLite study when --out is on S3")

@@ -67,6 +67,7 @@ def crop_store(data: Path, out: Path, cfg) -> Path:
 
 def run_train(args: argparse.Namespace) -> int:
     """``prtreid train``."""
+    from prtreid.storage import atomic_write_text
     from prtreid.train.config import load_experiment
     from prtreid.train.loop import fit
 
@@ -74,7 +75,7 @@ def run_train(args: argparse.Namespace) -> int:
     cfg = load_experiment(args.config, overrides)
     store = crop_store(args.data, args.out / "crops", cfg.crops)
     history = fit(cfg, store, args.out)
-    (args.out / "metrics.json").write_text(json.dumps(history, indent=2))
+    atomic_write_text(args.out / "metrics.json", json.dumps(history, indent=2))
     final = history[-1]
     print(json.dumps({k: round(final[k], 4) for k in REPORT_KEYS if k in final}))
     return 0
