@@ -177,8 +177,10 @@ def loss_sweep(ray_session, tiny, tmp_path_factory: pytest.TempPathFactory) -> d
     first = tune_losses(space, base_experiment(), tiny["crops"], str(out), sweep)
     study = optuna.load_study(study_name="losses", storage=studies.sqlite_url(out / "study.db"))
     stale = study.ask(space.distributions())
-    with pytest.raises(ConfigError, match="already has 3 trials"):
+    with pytest.raises(ConfigError, match="already holds a study"):  # under its own name or another
         tune_losses(space, base_experiment(), tiny["crops"], str(out), dataclasses.replace(sweep, num_samples=4))
+    with pytest.raises(ConfigError, match="already holds a study"):
+        tune_losses(space, base_experiment(), tiny["crops"], str(out), dataclasses.replace(sweep, name="other"))
     final = tune_losses(space, base_experiment(), tiny["crops"], str(out),
                         dataclasses.replace(sweep, num_samples=4), resume=True)
     return {"out": out, "space": space, "first": first, "final": final, "stale": stale.number,

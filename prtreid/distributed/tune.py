@@ -326,9 +326,13 @@ def _trial_resources(sweep: SweepConfig) -> dict[str, float]:
 def _study_file(storage: Storage, name: str, work_dir: str | Path | None, resume: bool) -> Path:
     """The SQLite file of the study: in the sweep folder, or a local copy for an S3 sweep.
 
-    The copy in an S3 sweep folder is the study's record: a new sweep refuses to start over it, and
-    a resumed one starts from it (a local copy may be another machine's, or stale).
+    The file in a sweep folder is the study's record: a new sweep refuses to start over it (it would
+    overwrite the folder's results), and a resumed one starts from it; for an S3 sweep, from the copy
+    in S3 (a local copy may be another machine's, or stale).
     """
+    if storage.exists(STUDY_DB) and not resume:
+        raise ConfigError(f"{storage.url(STUDY_DB)}: this sweep folder already holds a study: pass resume "
+                          "(--resume) to continue it, or choose another output folder")
     if storage.is_local:
         Path(storage.root).mkdir(parents=True, exist_ok=True)
         return Path(storage.path(STUDY_DB))
@@ -336,9 +340,6 @@ def _study_file(storage: Storage, name: str, work_dir: str | Path | None, resume
     local = Path(work_dir or Path(tempfile.gettempdir()) / "prtreid-sweeps" / f"{name}-{key}") / STUDY_DB
     local.parent.mkdir(parents=True, exist_ok=True)
     if storage.exists(STUDY_DB):
-        if not resume:
-            raise ConfigError(f"{storage.url(STUDY_DB)}: this sweep folder already holds a study: pass resume "
-                              "(--resume) to continue it, or choose another output folder")
         with atomic_path(local) as tmp:
             tmp.write_bytes(storage.read_bytes(STUDY_DB))
     return local
