@@ -84,6 +84,13 @@ def test_rayjob_runs_the_training_job_on_the_cluster() -> None:
     assert isinstance(yaml.safe_load(job["spec"]["runtimeEnvYAML"]), dict)
 
 
+@pytest.mark.parametrize("name", ["rayjob-train.yaml", "rayjob-track.yaml"])
+def test_rayjobs_on_the_shared_cluster_never_retry(name: str) -> None:
+    spec = load(f"kuberay/{name}")["spec"]
+    # KubeRay retries a RayJob by deleting its cluster: with clusterSelector, the shared one (kuberay#4516)
+    assert spec["clusterSelector"] and spec.get("backoffLimit", 0) == 0
+
+
 def test_aws_header_job_command_is_valid() -> None:
     comments = [line[1:].strip() for line in (CLUSTER / "aws.yaml").read_text().splitlines()
                 if line.startswith("#")]
