@@ -56,6 +56,7 @@ def test_layout_images_and_seqinfo(dataset: list[Sequence]) -> None:
         assert seq.game["actionClass"] and seq.game["gameID"]
         assert int(seq.game["num_tracklets"]) == len(seq.tracks)
         assert not list(seq.root.parent.glob(".SNMOT-*"))  # no temporary folder left behind
+        assert seq.root.stat().st_mode & 0o777 == (seq.root / "img1").stat().st_mode & 0o777  # the umask's mode
 
 
 def test_same_seed_same_bytes_and_other_seed_differs(tmp_path: Path) -> None:

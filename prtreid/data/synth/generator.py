@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-import tempfile
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,7 +142,8 @@ def generate_sequence(out_root: Path, index: int, cfg: SynthConfig) -> Path:
     out_root.mkdir(parents=True, exist_ok=True)
     name = sequence_name(index, cfg)
     final = out_root / name
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=out_root))
+    tmp = out_root / f".{name}.{uuid.uuid4().hex[:12]}.tmp"
+    tmp.mkdir()  # not mkdtemp, whose 0700 the rename would keep: the clip gets the umask's mode
     try:
         _build(tmp, name, cfg.first_index + index, cfg)
         if final.exists():
