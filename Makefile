@@ -31,6 +31,7 @@ demo: $(STAMP)
 # A very small overnight-style sweep (losses, then tracker), with its plots: about 3 minutes.
 HPO := demo_out/hpo
 demo-hpo: $(STAMP)
+	rm -rf $(HPO)  # a sweep never starts over a folder that holds a study
 	$(PY) -m prtreid.cli synth --out $(HPO)/data --seqs 4 --frames 30 --width 640 --height 360 --seed 7
 	$(PY) -m prtreid.cli synth --out $(HPO)/val --seqs 1 --frames 40 --width 640 --height 360 --seed 8 --first-index 90
 	$(PY) jobs/tune.py losses --space search_spaces/losses.yaml --data $(HPO)/data --config configs/train_cpu_small.yaml \

@@ -120,11 +120,16 @@ def main(argv: list[str] | None = None) -> int:
     from prtreid.distributed.runtime import connect
 
     connect(args.address)
-    if args.kind == "losses":
-        summary = tune.tune_losses(space, base, args.data, args.out, sweep, resume=args.resume, work_dir=args.work_dir)
-    else:
-        summary = tune.tune_tracker(space, base, args.sequences, args.model, args.out, sweep,
-                                    resume=args.resume, work_dir=args.work_dir)
+    try:
+        if args.kind == "losses":
+            summary = tune.tune_losses(space, base, args.data, args.out, sweep, resume=args.resume,
+                                       work_dir=args.work_dir)
+        else:
+            summary = tune.tune_tracker(space, base, args.sequences, args.model, args.out, sweep,
+                                        resume=args.resume, work_dir=args.work_dir)
+    except ConfigError as exc:  # a folder that holds a study, a resumed study over another space, ...
+        print(f"tune: error: {exc}", file=sys.stderr)
+        return 2
     print(json.dumps(summary, indent=2, default=str), flush=True)
     return 0
 
