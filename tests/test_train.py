@@ -81,6 +81,14 @@ def test_a_checkpoint_of_other_settings_is_not_resumed(trained, crop_store: Path
         fit(other, crop_store, tmp_path)
 
 
+def test_a_budget_cut_scales_the_step_milestones() -> None:
+    from prtreid.train.loop import _with_epochs
+
+    cfg = experiment_from_dict({"train": {"epochs": 12, "schedule": "step", "milestones": [8, 11]}})
+    assert _with_epochs(cfg, 3).train.milestones == (2, 3)  # the LR still drops within the 3 epochs kept
+    assert _with_epochs(cfg, 12) == cfg
+
+
 def test_lr_schedule_warms_up_then_decays() -> None:
     f = lr_lambda(TrainConfig(epochs=10, warmup_epochs=1, warmup_factor=0.1), iters_per_epoch=10)
     assert f(0) == pytest.approx(0.1) and f(10) == pytest.approx(1.0)

@@ -145,11 +145,11 @@ def fit(cfg: ExperimentConfig, store: str | Path, out_dir: str | Path,
     amp_dtype = autocast_dtype(cfg.train, device)
     checkpoint = Path(rt.resume_from or out_dir / CHECKPOINT)
     saved = load_checkpoint(checkpoint) if checkpoint.exists() else None
-    if saved is not None:
-        _check_same_run(checkpoint, saved, cfg, meta)
     budgeted = cfg.train.budget_minutes > 0
     if budgeted:  # a resumed budgeted run keeps the epoch count it chose, and so its LR schedule
         cfg = _with_epochs(cfg, saved_epochs(saved) or cfg.train.epochs)
+    if saved is not None:
+        _check_same_run(checkpoint, saved, cfg, meta)
     optimizer = build_optimizer(model, cfg.train)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.train, max(1, len(sampler))))
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
@@ -206,7 +206,10 @@ def autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None
 
 
 def _with_epochs(cfg: ExperimentConfig, epochs: int) -> ExperimentConfig:
-    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=epochs))
+    """``cfg`` trained for ``epochs``; a step schedule's milestones shrink or grow with the run."""
+    scale = epochs / cfg.train.epochs
+    milestones = tuple(sorted({max(1, round(m * scale)) for m in cfg.train.milestones}))
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=epochs, milestones=milestones))
 
 
 def _cut_to_budget(cfg: ExperimentConfig, first_epoch_s: float) -> ExperimentConfig:
