@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from prtreid.train.budget import saved_epochs, slowest_rank
-from prtreid.train.checkpoint import load_model
+from prtreid.train.checkpoint import load_checkpoint, load_model
 from prtreid.train.config import experiment_from_dict
 from prtreid.train.loop import fit
 

@@ -73,6 +73,8 @@ def test_model_adds_team_and_role_per_tracklet(synth_data: Path, untrained_model
     assert ball["track_id"].nunique() == 1 and ball["team"].isna().all()  # the oracle's ball: no team
     per_track = tracks.groupby("track_id")[["team", "role"]].nunique(dropna=False)
     assert (per_track["role"] == 1).all() and (per_track["team"] == 1).all()  # one label per tracklet
+    players = tracks[tracks["role"] == "player"]
+    assert players["team"].notna().all() and set(players["team"]) == {0, 1}  # two teams, even untrained
 
 
 def test_tiny_yolo_on_a_video_file(synth_data: Path, untrained_model: Path, tmp_path: Path) -> None:
@@ -81,14 +83,18 @@ def test_tiny_yolo_on_a_video_file(synth_data: Path, untrained_model: Path, tmp_
     video = tmp_path / "clip.mp4"
     write_video(video, frames, fps=25)
     cfg = tmp_path / "pipeline.yaml"
-    cfg.write_text("detection:\n  imgsz: 160\n  conf: 0.0\n  max_det: 20\ncmc: ecc\n")
+    # an untrained YOLO scores far below the tracker's thresholds: let its boxes through
+    cfg.write_text("detection:\n  imgsz: 160\n  conf: 0.0\n  max_det: 20\ncmc: ecc\n"
+                   "tracker:\n  min_conf: 0.0\n  birth_conf: 0.0\n")
     out = tmp_path / "out"
     assert cli(["track", "--input", str(video), "--detector", "yolo:yolov8n.yaml", "--config", str(cfg),
                 "--model", str(untrained_model), "--out", str(out)]) == 0
     summary = json.loads((out / "clip.summary.json").read_text())
     assert summary["frames"] == 12 and summary["config"]["detector"] == "yolo:yolov8n.yaml"
     mot = read_mot(out / "clip.txt")
-    assert np.all(mot.frame <= 12)
+    assert len(mot) > 0 and np.all(mot.frame <= 12)  # boxes went through detection, embedding and tracking
+    tracks = pd.read_parquet(out / "clip.tracks.parquet")
+    assert len(tracks) == len(mot) and tracks["role"].notna().all()
 
 
 def test_eval_and_render_commands(synth_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -104,6 +110,19 @@ def test_eval_and_render_commands(synth_data: Path, tmp_path: Path, capsys: pyte
                 "--max-frames", "10"]) == 0
     assert open_frames(tmp_path / "o.mp4").info.width == 640
     assert sum(1 for _ in open_frames(tmp_path / "o.mp4")) == 10
+
+
+def test_overlay_draws_each_box_in_its_team_colour() -> None:
+    from prtreid.pipeline.render import TEAM_COLOURS, draw_frame
+
+    image = np.full((120, 200, 3), 90, np.uint8)
+    rows = pd.DataFrame({"track_id": [7], "left": [50.0], "top": [40.0], "width": [30.0], "height": [60.0],
+                         "team": [1], "role": ["player"]})
+    drawn = draw_frame(image, rows)
+    assert tuple(drawn[39, 50]) == TEAM_COLOURS[1]  # the id tag's background, above the box
+    assert np.abs(drawn[70, 50].astype(int) - TEAM_COLOURS[1]).max() < 20  # the box's left edge (anti-aliased)
+    assert tuple(drawn[70, 65]) == (90, 90, 90) and tuple(drawn[110, 150]) == (90, 90, 90)  # inside, far away
+    assert (image == 90).all()  # drawn on a copy
 
 
 def test_bad_inputs_fail_with_their_path(synth_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
