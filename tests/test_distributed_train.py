@@ -66,15 +66,19 @@ def outputs(model: torch.nn.Module) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class SaveOutputs:
-    """Epoch hook: rank 0 saves its model's :func:`outputs` after the last epoch."""
+    """Epoch hook after the last epoch: rank 0 saves the :func:`outputs` of its checkpoint, and every
+    rank its model's parameters (``target.rankN``)."""
 
     target: str
     epoch: int
 
-    def __call__(self, rank: int, epoch: int, checkpoint_dir: Path | None) -> None:
-        if rank == 0 and epoch == self.epoch and checkpoint_dir is not None:
-            model, _ = load_model(checkpoint_dir / "checkpoint.pt")
-            torch.save(outputs(model), self.target)
+    def __call__(self, rank: int, epoch: int, checkpoint_dir: Path | None, model: torch.nn.Module) -> None:
+        if epoch != self.epoch:
+            return
+        torch.save(torch.cat([p.detach().flatten() for p in model.parameters()]), f"{self.target}.rank{rank}")
+        if rank == 0 and checkpoint_dir is not None:
+            saved, _ = load_model(checkpoint_dir / "checkpoint.pt")
+            torch.save(outputs(saved), self.target)
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,7 @@ class KillOnce:
     rank: int
     epoch: int
 
-    def __call__(self, rank: int, epoch: int, checkpoint_dir: Path | None) -> None:
+    def __call__(self, rank: int, epoch: int, checkpoint_dir: Path | None, model: torch.nn.Module) -> None:
         if rank == self.rank and epoch == self.epoch and not os.path.exists(self.marker):
             Path(self.marker).write_text(str(os.getpid()))
             os.kill(os.getpid(), signal.SIGKILL)
@@ -115,6 +119,9 @@ def test_ddp_two_workers_keeps_checkpoints_in_s3(ray_session, s3_bucket: str, sm
     state = load_checkpoint(tmp_path / "epoch_0002_checkpoint.pt")
     assert state["epoch"] == 1 and [h["epoch"] for h in state["history"]] == [1, 2]
     worker = torch.load(saved, weights_only=True)
+    # DDP: every rank trained on its own half of the batches, and the ranks end with the same weights
+    params = [torch.load(f"{saved}.rank{r}", weights_only=True) for r in (0, 1)]
+    assert torch.equal(params[0], params[1])
     for name in ("model.pt", "epoch_0002_checkpoint.pt"):
         model, _ = load_model(tmp_path / name)
         assert torch.equal(outputs(model), worker), name

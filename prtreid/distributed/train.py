@@ -51,9 +51,10 @@ from prtreid.train.loop import CHECKPOINT, MODEL, Runtime, fit
 
 log = logging.getLogger(__name__)
 
-EpochHook = Callable[[int, int, "Path | None"], None]
-"""Called on every worker after each reported epoch with ``(world_rank, epoch, checkpoint_dir)``:
-a 1-based epoch, and the worker's local folder holding ``checkpoint.pt`` on rank 0 (else ``None``)."""
+EpochHook = Callable[[int, int, "Path | None", nn.Module], None]
+"""Called on every worker after each reported epoch with ``(world_rank, epoch, checkpoint_dir, model)``:
+a 1-based epoch, the worker's local folder holding ``checkpoint.pt`` on rank 0 (else ``None``), and
+the worker's model (unwrapped; for reading)."""
 
 HISTORY = "history.json"
 
@@ -155,7 +156,7 @@ class _Reporter:
         self.start: int | None = None
         self.reported = 0
 
-    def __call__(self, epoch: int, metrics: dict[str, Any], checkpoint_dir: Path | None) -> None:
+    def __call__(self, epoch: int, metrics: dict[str, Any], checkpoint_dir: Path | None, model: nn.Module) -> None:
         self.start = epoch + 1 if self.start is None else self.start
         self.reported += 1
         payload = _scalars(metrics) | {"start_epoch": self.start}
@@ -169,7 +170,7 @@ class _Reporter:
         # Waiting here makes "epoch N reported" mean "a restart resumes after epoch N".
         ray.train.get_all_reported_checkpoints(consistency_mode=CheckpointConsistencyMode.COMMITTED)
         if self.hook is not None:
-            self.hook(self.rank, epoch + 1, checkpoint_dir)
+            self.hook(self.rank, epoch + 1, checkpoint_dir, model)
 
     def _stage(self, epoch: int, run_dir: Path) -> Path:
         """A folder holding only this epoch's files (hard links: ``fit`` replaces, never rewrites)."""

@@ -59,7 +59,7 @@ def loss_trial(config: dict[str, Any], *, experiment: dict[str, Any], data: str,
     cfg = apply_point(experiment_from_dict(experiment, "sweep base"), config, source="trial")
     store = local_store(data, cfg.crops)
 
-    def report(epoch: int, metrics: dict[str, Any], checkpoint_dir: Path | None) -> None:
+    def report(epoch: int, metrics: dict[str, Any], checkpoint_dir: Path | None, _model: Any) -> None:
         # ASHA kills a stopped trial's process: drop the epoch checkpoint first so none is left behind
         if checkpoint_dir is not None:
             (Path(checkpoint_dir) / CHECKPOINT).unlink(missing_ok=True)

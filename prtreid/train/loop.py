@@ -58,8 +58,9 @@ class Runtime:
         rank, world_size: this process's place among the training workers.
         device: where to train; ``None`` means the config's ``train.device``.
         wrap_model: wraps the model for data parallelism (identity locally).
-        on_epoch: called on every rank after each epoch with ``(epoch, metrics, checkpoint_dir)``;
-            ``checkpoint_dir`` holds ``checkpoint.pt`` on rank 0 and is ``None`` elsewhere.
+        on_epoch: called on every rank after each epoch with ``(epoch, metrics, checkpoint_dir, model)``;
+            ``checkpoint_dir`` holds ``checkpoint.pt`` on rank 0 and is ``None`` elsewhere; ``model`` is
+            this rank's model, unwrapped (read it, don't train it).
         resume_from: a checkpoint file to resume from (default: ``out_dir/checkpoint.pt`` if present).
         progress: draw a progress bar (rank 0 only).
     """
@@ -68,7 +69,7 @@ class Runtime:
     world_size: int = 1
     device: torch.device | None = None
     wrap_model: Callable[[nn.Module], nn.Module] = lambda m: m
-    on_epoch: Callable[[int, dict[str, Any], Path | None], None] | None = None
+    on_epoch: Callable[[int, dict[str, Any], Path | None, nn.Module], None] | None = None
     resume_from: Path | None = None
     progress: bool = True
 
@@ -184,7 +185,7 @@ def fit(cfg: ExperimentConfig, store: str | Path, out_dir: str | Path,
             save_checkpoint(out_dir / CHECKPOINT, model=model, optimizer=optimizer, scheduler=scheduler,
                             scaler=scaler, epoch=epoch, meta=meta, history=history, experiment=experiment)
         if rt.on_epoch is not None:
-            rt.on_epoch(epoch, metrics, out_dir if rt.rank == 0 else None)
+            rt.on_epoch(epoch, metrics, out_dir if rt.rank == 0 else None, unwrap(model))
         epoch += 1
     return history
 
