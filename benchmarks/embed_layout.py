@@ -43,6 +43,13 @@ def clips(root: Path, seqs: int, frames: int) -> tuple[list[np.ndarray], list[np
     return images, boxes
 
 
+def weight_layout(model: torch.nn.Module) -> str:
+    """The memory format the first 4-D weight is in: what a ``.to(memory_format=...)`` left."""
+    w = next(p for p in model.parameters() if p.dim() == 4)
+    return "channels_last" if w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous() \
+        else "contiguous"
+
+
 def run(embedder: Embedder, images: list[np.ndarray], boxes: list[np.ndarray], batch: int) -> tuple[float, np.ndarray]:
     """Seconds to embed every frame, and the re-id features of the first batch."""
     start = time.perf_counter()
@@ -74,20 +81,22 @@ def main(argv: list[str] | None = None) -> int:
     embedder = Embedder(model, torch.device("cpu"))
     seconds: dict[str, list[float]] = {name: [] for name in LAYOUTS}
     feats: dict[str, np.ndarray] = {}
+    held: dict[str, str] = {}
     run(embedder, images[:args.batch_frames], boxes[:args.batch_frames], args.batch_frames)  # warm-up
     for _ in range(args.rounds):
         for name, layout in LAYOUTS.items():
             embedder.model.to(memory_format=layout)
+            held[name] = weight_layout(embedder.model)
             t, feats[name] = run(embedder, images, boxes, args.batch_frames)
             seconds[name].append(t)
     crops = sum(len(b) for b in boxes)
     print(f"\n{len(images)} frames, {crops / len(images):.1f} boxes per frame, image size "
           f"{tuple(model.cfg.image_size)}, {args.threads} thread(s), median of {args.rounds} rounds")
-    print(f"{'model layout':32s} {'frames/s':>9s} {'crops/s':>8s} {'/default':>9s}")
+    print(f"{'model layout':32s} {'weights':>14s} {'frames/s':>9s} {'crops/s':>8s} {'/default':>9s}")
     base = len(images) / median(seconds["default (contiguous)"])
     for name, ts in seconds.items():
         fps = len(images) / median(ts)
-        print(f"{name:32s} {fps:9.2f} {fps * crops / len(images):8.1f} {fps / base:8.2f}x")
+        print(f"{name:32s} {held[name]:>14s} {fps:9.2f} {fps * crops / len(images):8.1f} {fps / base:8.2f}x")
     a, b = feats.values()
     print(f"largest difference of the re-id features between layouts: {np.abs(a - b).max():.1e}")
     return 0

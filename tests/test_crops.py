@@ -19,7 +19,7 @@ from prtreid.data.crops import (
     CropConfig, CropSummary, build_crops, eval_sequences, evenly_spaced, read_crop_index,
 )
 from prtreid.data.masks import encode_parts, write_part_map
-from prtreid.data.reid_dataset import AugmentConfig, ReidDataset
+from prtreid.data.reid_dataset import IMAGENET_MEAN, IMAGENET_STD, AugmentConfig, ReidDataset
 from prtreid.data.sampler import MatchBatchSampler, SamplerConfig
 from prtreid.data.soccernet import write_sequence
 from prtreid.data.types import MotTable, SeqInfo, Sequence, TrackInfo
@@ -277,6 +277,15 @@ def test_dataset_items_follow_the_batch_contract(store: Path) -> None:
     gk = torch.from_numpy(ds.index["role"].to_numpy() == "goalkeeper")
     no_team = torch.from_numpy(ds.index["team"].isna().to_numpy(copy=True))
     assert (batch["role"][gk] == 1).all() and (batch["team"][no_team] == -1).all()
+
+
+def test_dataset_images_are_rgb(store: Path) -> None:
+    # the red player (BGR (0, 0, 255) in the frames): red in the model's input, as the Embedder feeds it
+    ds = ReidDataset(store, ("train", "query", "gallery"), image_size=(64, 32), train=False)
+    item = ds[int(np.flatnonzero(ds.index["identity"].to_numpy() == "SNMOT-101:1")[0])]
+    rgb = item["image"] * torch.tensor(IMAGENET_STD).view(3, 1, 1) + torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    r, g, b = rgb.mean((1, 2)).tolist()
+    assert r > 0.8 and g < 0.2 and b < 0.2
 
 
 def test_query_and_gallery_share_identity_numbers(store: Path) -> None:

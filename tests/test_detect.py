@@ -202,6 +202,12 @@ def test_yolo_detector_plumbing() -> None:
     assert len(out) == 3
     for dets, frame in zip(out, frames):
         _assert_valid(dets, frame.shape[1], frame.shape[0], cfg.max_det)
+    # the same chunks through ultralytics itself: boxes in pixels of each frame, scores as given
+    ref = [r.boxes for chunk in (frames[:2], frames[2:]) for r in det.model.predict(chunk, **det.predict_args())]
+    for dets, boxes in zip(out, ref):
+        assert len(dets) == len(boxes) > 0
+        np.testing.assert_allclose(dets.boxes, boxes.xyxy.numpy(), atol=1e-4)
+        np.testing.assert_allclose(dets.scores, boxes.conf.numpy(), atol=1e-6)
     assert det.detect([], []) == []
     with pytest.raises(ValueError, match="BGR uint8"):
         det.detect([np.zeros((10, 10), np.uint8)], [1])

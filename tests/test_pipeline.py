@@ -105,11 +105,21 @@ def test_eval_and_render_commands(synth_data: Path, tmp_path: Path, capsys: pyte
     capsys.readouterr()
     assert cli(["eval-tracking", "--gt", str(seq), "--pred", str(tmp_path), "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
-    assert 0 < res[COMBINED]["HOTA"] <= 1
+    assert 0.6 < res[COMBINED]["HOTA"] <= 1, res[COMBINED]  # 0.82: det.txt's noisy boxes, no appearance
     assert cli(["render", "--input", str(seq), "--pred", str(tmp_path), "--out", str(tmp_path / "o.mp4"),
                 "--max-frames", "10"]) == 0
     assert open_frames(tmp_path / "o.mp4").info.width == 640
-    assert sum(1 for _ in open_frames(tmp_path / "o.mp4")) == 10
+    rendered = [image.astype(int) for _, image in open_frames(tmp_path / "o.mp4")]
+    assert len(rendered) == 10
+    # where frame 5's own boxes change the picture, the video shows them (h264 blurs, so by a margin)
+    from prtreid.pipeline.render import draw_frame
+
+    source = next(image for f, image in open_frames(seq) if f == 5)
+    tracks = pd.read_parquet(tmp_path / f"{seq.name}.tracks.parquet")
+    expected = draw_frame(source, tracks[tracks.frame == 5]).astype(int)
+    changed = np.abs(expected - source).max(2) > 60
+    assert changed.sum() > 200
+    assert np.abs(rendered[4] - expected)[changed].mean() * 3 < np.abs(rendered[4] - source)[changed].mean()
 
 
 def test_overlay_draws_each_box_in_its_team_colour() -> None:
@@ -219,7 +229,7 @@ def test_eval_reid_command(synth_data: Path, untrained_model: Path, capsys: pyte
     full = json.loads(capsys.readouterr().out)
     names = {s.name for s in find_sequences(data)}
     assert full["team_acc"] == brief["team_acc"] and full["team_acc_per_sequence"]
-    assert set(full["team_acc_per_sequence"]) <= names
+    assert set(full["team_acc_per_sequence"]) == names  # every given clip is held out, none trained on
     assert len(full["role_confusion"]) == len(full["role_names"]) == 4
 
 
