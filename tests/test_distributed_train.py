@@ -66,17 +66,16 @@ def outputs(model: torch.nn.Module) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class SaveOutputs:
-    """Epoch hook after the last epoch: rank 0 saves the :func:`outputs` of its checkpoint, and every
-    rank its model's parameters (``target.rankN``)."""
+    """Epoch hook: every rank saves its model's parameters after each epoch (``target.rankR.epochE``),
+    and after ``epoch`` rank 0 saves the :func:`outputs` of its checkpoint (``target``)."""
 
     target: str
     epoch: int
 
     def __call__(self, rank: int, epoch: int, checkpoint_dir: Path | None, model: torch.nn.Module) -> None:
-        if epoch != self.epoch:
-            return
-        torch.save(torch.cat([p.detach().flatten() for p in model.parameters()]), f"{self.target}.rank{rank}")
-        if rank == 0 and checkpoint_dir is not None:
+        params = torch.cat([p.detach().flatten() for p in model.parameters()])
+        torch.save(params, f"{self.target}.rank{rank}.epoch{epoch}")
+        if epoch == self.epoch and rank == 0 and checkpoint_dir is not None:
             saved, _ = load_model(checkpoint_dir / "checkpoint.pt")
             torch.save(outputs(saved), self.target)
 
@@ -119,9 +118,11 @@ def test_ddp_two_workers_keeps_checkpoints_in_s3(ray_session, s3_bucket: str, sm
     state = load_checkpoint(tmp_path / "epoch_0002_checkpoint.pt")
     assert state["epoch"] == 1 and [h["epoch"] for h in state["history"]] == [1, 2]
     worker = torch.load(saved, weights_only=True)
-    # DDP: every rank trained on its own half of the batches, and the ranks end with the same weights
-    params = [torch.load(f"{saved}.rank{r}", weights_only=True) for r in (0, 1)]
+    # DDP: every rank trained on its own half of the batches, and the ranks end with the same weights,
+    # which the second epoch moved
+    params = [torch.load(f"{saved}.rank{r}.epoch2", weights_only=True) for r in (0, 1)]
     assert torch.equal(params[0], params[1])
+    assert (params[0] - torch.load(f"{saved}.rank0.epoch1", weights_only=True)).abs().max() > 1e-4
     for name in ("model.pt", "epoch_0002_checkpoint.pt"):
         model, _ = load_model(tmp_path / name)
         assert torch.equal(outputs(model), worker), name

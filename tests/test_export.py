@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+import onnxruntime as ort
 import pytest
+import torch
 
 from prtreid.cli import main as cli
 from prtreid.model.export import export_onnx, export_torchscript, max_abs_difference
@@ -24,6 +27,19 @@ def test_exports_match_the_eager_model(levels: tuple[int, ...], team_input: str,
     diffs = max_abs_difference(model, onnx_path, script_path, batch=3)
     assert set(diffs) == {f"{k}/{n}" for k in ("onnx", "torchscript") for n in ("feats", "visibility", "team", "role_probs")}
     assert max(diffs.values()) < 1e-4, diffs
+    # the files themselves, run here on a batch size the exports were not traced with, against the model
+    x = torch.randn(5, 3, 64, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        out = model(x)
+        feats, vis = out.reid_features()
+        want = [t.numpy() for t in (feats, vis, out.team, out.role_probabilities())]
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        scripted = [t.numpy() for t in torch.jit.load(str(script_path))(x)]
+    for got in (session.run(None, {"images": x.numpy()}), scripted):
+        assert len(got) == len(want)
+        for a, b in zip(got, want):
+            np.testing.assert_allclose(a, b, atol=1e-4)
 
 
 def test_export_command_writes_both_files_and_checks_them(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -152,6 +152,11 @@ def test_eval_is_deterministic_and_accepts_one_crop() -> None:
         a, b = model(x), model(x)
     assert torch.equal(a.embeddings["parts"], b.embeddings["parts"])
     assert torch.equal(a.role_logits, b.role_logits)
+    # in eval mode no layer (BatchNorm above all) uses batch statistics: a crop's output is its own
+    with torch.no_grad():
+        batched = model(torch.cat([x, 3 * torch.randn(3, 3, H, W) + 1]))
+    torch.testing.assert_close(batched.embeddings["parts"][:1], a.embeddings["parts"], atol=1e-5, rtol=0)
+    torch.testing.assert_close(batched.role_logits[:1], a.role_logits, atol=1e-5, rtol=0)
 
 
 def test_forward_is_features_then_head() -> None:

@@ -144,7 +144,18 @@ def test_autocast_dtype_per_device() -> None:
 def test_bfloat16_cpu_training_learns(crop_store: Path, tmp_path: Path) -> None:
     cfg = tiny_config(epochs=2)
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, cpu_amp=True))
-    history = fit(cfg, crop_store, tmp_path)
+    conv_dtypes: set[torch.dtype] = set()  # the dtypes the training steps' convolutions computed in
+
+    def record(module: torch.nn.Module, _args, output) -> None:
+        if isinstance(module, torch.nn.Conv2d) and module.training:
+            conv_dtypes.add(output.dtype)
+
+    handle = torch.nn.modules.module.register_module_forward_hook(record)
+    try:
+        history = fit(cfg, crop_store, tmp_path)
+    finally:
+        handle.remove()
+    assert conv_dtypes == {torch.bfloat16}
     first, last = history[0], history[-1]
     assert last["loss/total"] < first["loss/total"]
     assert all(torch.isfinite(torch.tensor(v)) for k, v in last.items() if k.startswith("loss/"))
