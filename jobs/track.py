@@ -21,6 +21,7 @@ import logging
 import sys
 from pathlib import Path
 
+from prtreid.cli import exit_status
 from prtreid.cli.track import pipeline_config
 from prtreid.distributed.track import BulkConfig, run_bulk
 
@@ -44,14 +45,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-retry-failed", action="store_true", help="skip inputs with a failure record too")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--address", help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray)")
-    p.add_argument("--fail-on-error", action="store_true", help="exit with 1 when any input failed")
+    p.add_argument("--fail-on-error", action="store_true",
+                   help="exit with 1 when any input failed (without it: only when every input failed)")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the job; print the report."""
+    """Run the job; print the report (exit 2 on bad input or settings)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
+    return exit_status("track", lambda: run(args))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Track as ``args`` say; exit status 1 where every input failed (any input, with ``--fail-on-error``)."""
     cfg = pipeline_config(args.config, args.device)
     if args.detector:
         cfg = dataclasses.replace(cfg, detector=args.detector)
@@ -61,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     report = run_bulk(args.out, cfg, manifest=args.manifest, prefix=args.input, model_path=args.model,
                       bulk=bulk, address=args.address)
     print(report.format(), flush=True)
-    return 1 if args.fail_on_error and report.counts["failed"] else 0
+    counts = report.counts
+    all_failed = counts["failed"] > 0 and counts["done"] + counts["skipped"] == 0
+    return 1 if all_failed or (args.fail_on_error and counts["failed"]) else 0
 
 
 if __name__ == "__main__":

@@ -47,9 +47,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse arguments, join or start Ray, train, print the summary."""
+    """Parse arguments, join or start Ray, train, print the summary (exit 2 on bad input or settings)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from prtreid.cli import exit_status
+
+    return exit_status("train", lambda: run(args))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train as ``args`` say and print the summary."""
     from prtreid.distributed.runtime import connect
     from prtreid.distributed.train import train_distributed
     from prtreid.train.config import load_experiment

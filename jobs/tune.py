@@ -28,6 +28,7 @@ import logging
 import sys
 from pathlib import Path
 
+from prtreid.cli import exit_status
 from prtreid.cli.track import pipeline_config
 from prtreid.errors import ConfigError
 from prtreid.pipeline.video import PipelineConfig
@@ -101,35 +102,32 @@ def sweep_config(args: argparse.Namespace):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Validate the inputs, join or start Ray, run the sweep, print its summary."""
+    """Validate the inputs, join or start Ray, run the sweep, print its summary (exit 2 on bad input)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
-    try:
-        if args.kind == "losses":
-            space = load_space(args.space, ExperimentConfig)
-            base = load_experiment(args.config, args.overrides)
-        else:
-            space = load_space(args.space, PipelineConfig)
-            base = pipeline_config(args.config, args.device)
-            base = dataclasses.replace(base, detector=args.detector) if args.detector else base
-        sweep = sweep_config(args)
-    except ConfigError as exc:
-        print(f"tune: error: {exc}", file=sys.stderr)
-        return 2
+    return exit_status("tune", lambda: run(args))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the sweep ``args`` describe and print its summary."""
+    if args.kind == "losses":
+        space = load_space(args.space, ExperimentConfig)
+        base = load_experiment(args.config, args.overrides)
+    else:
+        space = load_space(args.space, PipelineConfig)
+        base = pipeline_config(args.config, args.device)
+        base = dataclasses.replace(base, detector=args.detector) if args.detector else base
+    sweep = sweep_config(args)
     from prtreid.distributed import tune
     from prtreid.distributed.runtime import connect
 
     connect(args.address)
-    try:
-        if args.kind == "losses":
-            summary = tune.tune_losses(space, base, args.data, args.out, sweep, resume=args.resume,
-                                       work_dir=args.work_dir)
-        else:
-            summary = tune.tune_tracker(space, base, args.sequences, args.model, args.out, sweep,
-                                        resume=args.resume, work_dir=args.work_dir)
-    except ConfigError as exc:  # a folder that holds a study, a resumed study over another space, ...
-        print(f"tune: error: {exc}", file=sys.stderr)
-        return 2
+    if args.kind == "losses":
+        summary = tune.tune_losses(space, base, args.data, args.out, sweep, resume=args.resume,
+                                   work_dir=args.work_dir)
+    else:
+        summary = tune.tune_tracker(space, base, args.sequences, args.model, args.out, sweep,
+                                    resume=args.resume, work_dir=args.work_dir)
     print(json.dumps(summary, indent=2, default=str), flush=True)
     return 0
 

@@ -263,6 +263,17 @@ def test_job_entrypoint_on_local_folders(ray_session: dict, local_inputs: dict[s
     assert "3 done, 0 skipped, 0 failed of 3 inputs" in capsys.readouterr().out
     for name in ("SNMOT-001", "SNMOT-002"):
         assert_same_as_local(Storage(str(tmp_path / "out")), references, name)
+    (tmp_path / "lost.txt").write_text(f"{tmp_path}/lost.mp4\n")
+    assert job.main(["--manifest", "lost.txt", "--out", "lost", "--no-progress"]) == 1  # nothing came out
+    assert "0 done, 0 skipped, 1 failed of 1 inputs" in capsys.readouterr().out
+
+
+def test_job_reports_a_malformed_manifest_on_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    manifest = tmp_path / "season.txt"
+    manifest.write_text(f"{tmp_path}/a.mp4\n{tmp_path}/my video.mp4\n")
+    assert _load_job().main(["--manifest", str(manifest), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"track: error: {manifest}:2: "), err
 
 
 def test_rayjob_manifest_runs_the_track_job() -> None:

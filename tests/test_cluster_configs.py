@@ -108,3 +108,13 @@ def _pinned(package: str) -> str:
         if line.startswith(f"{package}=="):
             return line.split("==", 1)[1].strip()
     raise AssertionError(f"{package} is not pinned in constraints.txt")
+
+
+def test_train_job_reports_bad_settings_on_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  epochs: two\n")
+    main = runpy.run_path(str(ROOT / "jobs" / "train.py"), run_name="jobs_train")["main"]
+    argv = ["--config", str(bad), "--data", str(tmp_path), "--storage", str(tmp_path / "runs"), "--name", "x"]
+    assert main(argv) == 2  # refused before Ray starts
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"train: error: {bad}: train.epochs: expected int, got 'two'"]

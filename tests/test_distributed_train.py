@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import signal
@@ -173,6 +174,26 @@ def test_second_launch_with_the_same_name_resumes(killed_run, small_store: Path)
     assert longer.start_epoch == 4 and [h["epoch"] for h in longer.history] == [1, 2, 3, 4]
     assert longer.history[:3] == first.history
     assert load_checkpoint(longer.model_uri)["metrics"]["epoch"] == 4
+
+
+def test_a_launch_with_other_settings_or_no_data_fails_once_and_keeps_the_run(killed_run, small_store: Path,
+                                                                               tmp_path: Path) -> None:
+    from prtreid.distributed.train import train_distributed
+    from prtreid.errors import ConfigError
+
+    root, _, _ = killed_run
+    run = root / "runs" / "lost-worker"
+    history = (run / "history.json").read_bytes()
+    other = tiny_config(4)
+    other = dataclasses.replace(other, loss=dataclasses.replace(other.loss, team_weight=0.5))
+    # with restarts allowed: a refusal is not retried (Ray would raise its own error after them)
+    with pytest.raises(ConfigError, match=rf"{run}: its latest checkpoint holds a run .*loss\.team_weight.*--name"):
+        train_distributed(other, str(small_store), str(root / "runs"), "lost-worker", num_workers=2,
+                          resources_per_worker=WORKER, max_failures=2)
+    assert (run / "history.json").read_bytes() == history
+    with pytest.raises(FileNotFoundError, match="no-such-store"):
+        train_distributed(tiny_config(1), str(tmp_path / "no-such-store"), str(tmp_path / "runs"), "x",
+                          num_workers=2, resources_per_worker=WORKER, max_failures=2)
 
 
 def download(uri: str, path: Path) -> None:

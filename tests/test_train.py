@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
+from prtreid.cli import main as cli
+from prtreid.config import to_plain
 from prtreid.data.crops import read_crop_index
 from prtreid.train.budget import cpu_bf16_native, epochs_within, saved_epochs
 from prtreid.train.checkpoint import load_checkpoint, load_model
@@ -94,6 +98,18 @@ def test_a_checkpoint_of_other_settings_is_not_resumed(trained, crop_store: Path
     other = dataclasses.replace(other, loss=dataclasses.replace(other.loss, team_weight=0.5))
     with pytest.raises(ConfigError, match=r"checkpoint\.pt: holds a run with other settings .*loss\.team_weight"):
         fit(other, crop_store, tmp_path)
+
+
+def test_train_refuses_other_settings_before_it_rebuilds_the_run_crops(trained, synth_data: Path, tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture) -> None:
+    out, _ = trained
+    (tmp_path / "checkpoint.pt").write_bytes((out / "checkpoint.pt").read_bytes())
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(to_plain(dataclasses.asdict(tiny_config()))))
+    argv = ["train", "--data", str(synth_data), "--out", str(tmp_path), "--config", str(config)]
+    assert cli([*argv, "--set", "crops.max_per_identity=3"]) == 2
+    assert re.search(r"checkpoint\.pt: holds a run .*crops\.max_per_identity: \d+ -> 3", capsys.readouterr().err)
+    assert not (tmp_path / "crops").exists()  # refused before the store was cut
 
 
 def test_a_budget_cut_scales_the_step_milestones() -> None:

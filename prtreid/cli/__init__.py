@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 
 from prtreid.cli import data, reid, track
 from prtreid.errors import ConfigError, FormatError, FrameError
 
 _MODULES = (data, reid, track)
+INPUT_ERRORS = (FormatError, ConfigError, FileNotFoundError, FrameError)
+"""Bad input or settings: a command prints their message (file, line or key) on one line, no traceback."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,10 +30,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    return exit_status(f"prtreid {args.command}", lambda: args.func(args))
+
+
+def exit_status(prog: str, run: Callable[[], int | None]) -> int:
+    """``run()``'s exit status; 2, with ``PROG: error: MESSAGE`` on stderr, where it fails on bad input."""
     try:
-        return int(args.func(args) or 0)
-    except (FormatError, ConfigError, FileNotFoundError, FrameError) as exc:
-        print(f"prtreid {args.command}: error: {exc}", file=sys.stderr)
+        return int(run() or 0)
+    except INPUT_ERRORS as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
 
 

@@ -69,10 +69,11 @@ def run_train(args: argparse.Namespace) -> int:
     """``prtreid train``."""
     from prtreid.storage import atomic_write_text
     from prtreid.train.config import load_experiment
-    from prtreid.train.loop import fit
+    from prtreid.train.loop import check_resumable, fit
 
     overrides = list(args.overrides) + ([f"train.epochs={args.epochs}"] if args.epochs else [])
     cfg = load_experiment(args.config, overrides)
+    check_resumable(args.out, cfg)  # before RUN/crops is rebuilt for settings the checkpoint does not hold
     store = crop_store(args.data, args.out / "crops", cfg.crops)
     history = fit(cfg, store, args.out)
     atomic_write_text(args.out / "metrics.json", json.dumps(history, indent=2))

@@ -46,10 +46,14 @@ from torch import nn
 from prtreid.data.crops import INDEX_FILE, CropConfig, build_crops
 from prtreid.distributed.runtime import storage_for_ray, storage_uri
 from prtreid.distributed.staging import clean_stale, scratch
+from prtreid.errors import ConfigError, FormatError
 from prtreid.train.config import ExperimentConfig, experiment_from_dict
 from prtreid.train.loop import CHECKPOINT, MODEL, Runtime, fit
 
 log = logging.getLogger(__name__)
+
+REFUSED = (ConfigError, FormatError, FileNotFoundError)
+"""Errors of a worker that no restart mends: it ends the run, and the driver raises it."""
 
 EpochHook = Callable[[int, int, "Path | None", nn.Module], None]
 """Called on every worker after each reported epoch with ``(world_rank, epoch, checkpoint_dir, model)``:
@@ -103,6 +107,8 @@ def train_distributed(cfg: ExperimentConfig, data: str, storage: str, name: str,
             it must be picklable.
 
     Raises:
+        ConfigError: the run's latest checkpoint holds other settings or data; or bad settings.
+        FormatError, FileNotFoundError: ``data`` is malformed or missing (no worker retries those).
         ray.train.TrainingFailedError: the run failed more than ``max_failures`` times.
     """
     storage_path, fs = storage_for_ray(storage)
@@ -116,6 +122,7 @@ def train_distributed(cfg: ExperimentConfig, data: str, storage: str, name: str,
     result = trainer.fit()
     run_fs = result.checkpoint.filesystem if result.checkpoint else (fs or pafs.LocalFileSystem())
     outcome = result.return_value or {}
+    _raise_refusal(outcome, storage_uri(result.path, run_fs))
     history = list(outcome.get("history", []))
     _write_atomic(run_fs, f"{result.path}/{HISTORY}", json.dumps(history, indent=1).encode())
     model = _publish_model(result.checkpoint, result.path) if result.checkpoint else None
@@ -198,22 +205,43 @@ def train_worker(config: dict[str, Any]) -> dict[str, Any] | None:
     context = ray.train.get_context()
     rank, world_size = context.get_world_rank(), context.get_world_size()
     cfg = experiment_from_dict(config["experiment"], "ray train_loop_config")
-    store = local_store(config["data"], cfg.crops, config.get("cache_dir"))
     clean_stale()  # what killed workers of earlier attempts left on this machine
-    with scratch(f"rank{rank}-") as work:
-        reporter = _Reporter(work / "stage", rank, config.get("epoch_hook"))
-        runtime = Runtime(rank=rank, world_size=world_size, device=ray.train.torch.get_device(),
-                          wrap_model=_prepare_model, on_epoch=reporter,
-                          resume_from=_fetch_checkpoint(ray.train.get_checkpoint(), work / "resume"),
-                          progress=False)
-        history = fit(cfg, store, work / "run", runtime)
+    started: list[bool] = []
+
+    def prepare(model: nn.Module) -> nn.Module:
+        started.append(True)
+        return ray.train.torch.prepare_model(model)
+
+    try:
+        store = local_store(config["data"], cfg.crops, config.get("cache_dir"))
+        with scratch(f"rank{rank}-") as work:
+            reporter = _Reporter(work / "stage", rank, config.get("epoch_hook"))
+            runtime = Runtime(rank=rank, world_size=world_size, device=ray.train.torch.get_device(),
+                              wrap_model=prepare, on_epoch=reporter,
+                              resume_from=_fetch_checkpoint(ray.train.get_checkpoint(), work / "resume"),
+                              progress=False)
+            history = fit(cfg, store, work / "run", runtime)
+    except REFUSED as exc:
+        if started:  # once training runs, Ray restarts the worker group as for any other failure
+            raise
+        # Bad data or a run of other settings, met by every rank before any collective: a restart
+        # would fail the same way, so the workers end and the driver raises it once.
+        return {"refused": type(exc).__name__, "message": str(exc),
+                "differences": getattr(exc, "differences", None)} if rank == 0 else None
     if rank != 0:
         return None
     return {"history": history, "start_epoch": len(history) - reporter.reported + 1}
 
 
-def _prepare_model(model: nn.Module) -> nn.Module:
-    return ray.train.torch.prepare_model(model)
+def _raise_refusal(outcome: dict[str, Any], run_uri: str) -> None:
+    """Raise, on the driver, what :func:`train_worker` refused to train (nothing when it trained)."""
+    if "refused" not in outcome:
+        return
+    if outcome["differences"]:
+        raise ConfigError(f"{run_uri}: its latest checkpoint holds a run with other settings or data "
+                          f"({outcome['differences']}); launch with another --name, or delete {run_uri} to "
+                          "start over")
+    raise {cls.__name__: cls for cls in REFUSED}[outcome["refused"]](outcome["message"])
 
 
 def _fetch_checkpoint(checkpoint: Checkpoint | None, into: Path) -> Path | None:

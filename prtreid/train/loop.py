@@ -287,19 +287,49 @@ RESUMABLE = ("epochs", "budget_minutes", "device", "num_workers", "batch_eval", 
 """``train`` settings a resumed run may change: its length, and where and how fast it runs."""
 
 
-def _check_same_run(path: Path, saved: dict[str, Any], cfg: ExperimentConfig, meta: dict[str, Any]) -> None:
-    """Raise ConfigError unless the checkpoint at ``path`` is of this run (settings, identities, roles)."""
+class RunMismatch(ConfigError):
+    """A checkpoint to resume from holds a run of other settings or data (``differences`` says which)."""
+
+    def __init__(self, message: str, differences: str) -> None:
+        super().__init__(message)
+        self.differences = differences
+
+
+def _settings_differences(saved: dict[str, Any], cfg: ExperimentConfig) -> list[str]:
+    """``section.key: then -> now`` for every experiment setting a resumed run may not change."""
     now, then = to_plain(dataclasses.asdict(cfg)), dict(saved["experiment"])
     for part in (now, then):
         part["train"] = {k: v for k, v in part["train"].items() if k not in RESUMABLE}
-    diffs = [f"{section}.{key}: {then.get(section, {}).get(key)!r} -> {value!r}"
-             for section, fields in now.items() for key, value in fields.items()
-             if then.get(section, {}).get(key) != value]
+    return [f"{section}.{key}: {then.get(section, {}).get(key)!r} -> {value!r}"
+            for section, fields in now.items() for key, value in fields.items()
+            if then.get(section, {}).get(key) != value]
+
+
+def _mismatch(path: Path, diffs: list[str]) -> RunMismatch:
+    differences = "; ".join(diffs[:5])
+    return RunMismatch(f"{path}: holds a run with other settings or data ({differences}); train into a new "
+                       "--out, or delete the checkpoint to start over", differences)
+
+
+def check_resumable(out_dir: str | Path, cfg: ExperimentConfig) -> None:
+    """Raise :class:`RunMismatch` when ``out_dir`` holds a checkpoint of other settings.
+
+    :func:`fit` checks the same and the data's identities too; this lets a caller refuse before
+    it prepares the data (``prtreid train`` rebuilds ``RUN/crops`` when the crop settings change).
+    """
+    path = Path(out_dir) / CHECKPOINT
+    diffs = _settings_differences(load_checkpoint(path), cfg) if path.exists() else []
+    if diffs:
+        raise _mismatch(path, diffs)
+
+
+def _check_same_run(path: Path, saved: dict[str, Any], cfg: ExperimentConfig, meta: dict[str, Any]) -> None:
+    """Raise RunMismatch unless the checkpoint at ``path`` is of this run (settings, identities, roles)."""
+    diffs = _settings_differences(saved, cfg)
     diffs += [f"model file {key}: {saved['meta'].get(key)!r} -> {value!r}" for key, value in to_plain(meta).items()
               if key != "model_config" and saved["meta"].get(key) != value]
     if diffs:
-        raise ConfigError(f"{path}: holds a run with other settings or data ({'; '.join(diffs[:5])}); "
-                          "train into a new --out, or delete the checkpoint to start over")
+        raise _mismatch(path, diffs)
 
 
 def _resume(path: Path, state: dict[str, Any] | None, model: nn.Module, optimizer: torch.optim.Optimizer,
