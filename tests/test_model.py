@@ -225,6 +225,15 @@ def test_local_pretrained_weights_are_loaded(tmp_path) -> None:
         _model(pretrained=str(tmp_path / "missing.pth"))
 
 
+def test_hub_weights_out_of_reach_are_a_config_error(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    # offline, as in the tests and CI, with an empty cache: the weights cannot be had
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(ConfigError, match=r"model\.pretrained: could not fetch .*'resnet18'.*local weights file"):
+        _model(pretrained=True)
+
+
 def test_pooling_and_visibility_helpers_by_hand() -> None:
     features = torch.arange(8, dtype=torch.float32).view(1, 2, 2, 2)  # channel 0: 0..3, channel 1: 4..7
     weights = torch.tensor([[[[1.0, 0.0], [0.0, 0.0]], [[0.0, 1.0], [0.0, 3.0]]]])

@@ -144,8 +144,14 @@ def test_bad_inputs_fail_with_their_path(synth_data: Path, tmp_path: Path, capsy
     (tmp_path / "corrupt.mp4").write_bytes(b"\x00" * 4096)
     with pytest.raises(FrameError, match="corrupt.mp4"):
         pipeline.run(tmp_path / "corrupt.mp4")
-    with pytest.raises(FrameError, match="missing.mp4"):
+    with pytest.raises(FrameError, match="missing.mp4: no such video file or sequence folder"):
         pipeline.run(tmp_path / "missing.mp4")
+    (tmp_path / "empty").mkdir()
+    assert cli(["track", "--input", str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 2
+    assert f"{tmp_path / 'empty'}: no sequence folders" in capsys.readouterr().err
+    assert cli(["render", "--input", str(synth_data / "SNMOT-001"), "--pred", str(tmp_path / "empty"),
+                "--out", str(tmp_path / "r.mp4")]) == 2
+    assert f"{tmp_path / 'empty' / 'SNMOT-001.tracks.parquet'}: no such file" in capsys.readouterr().err
     assert cli(["track", "--input", str(tmp_path / "corrupt.mp4"), "--detector", "yolo:yolov8n.yaml",
                 "--out", str(tmp_path / "out")]) == 2  # a message, not a traceback
     assert "corrupt.mp4" in capsys.readouterr().err

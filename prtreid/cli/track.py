@@ -36,12 +36,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_render)
 
     p = sub.add_parser("train-detector", help="train a YOLO person detector on SoccerNet sequences (ultralytics)")
-    p.add_argument("--data", type=Path, required=True)
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--imgsz", type=int, default=640)
+    p.add_argument("--data", type=Path, required=True, help="folder of SoccerNet sequences (gt/gt.txt boxes)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="folder for the YOLO dataset and the run (weights: OUT/runs/detector/weights/best.pt)")
+    p.add_argument("--epochs", type=int, default=30, help="training epochs (default: 30)")
+    p.add_argument("--imgsz", type=int, default=640, help="training image size in pixels (default: 640)")
     p.add_argument("--model", default="yolov8n.yaml", help="model yaml (from scratch) or local .pt")
-    p.add_argument("--frame-stride", type=int, default=5)
+    p.add_argument("--frame-stride", type=int, default=5, help="every Nth frame of each sequence (default: 5)")
     p.set_defaults(func=run_train_detector)
 
 
@@ -57,14 +58,22 @@ def pipeline_config(path: Path | None, device: str | None = None):
 
 
 def expand_inputs(paths: list[Path]) -> list[Path]:
-    """Sequence folders and videos; a folder that is neither is searched one level down."""
+    """Sequence folders and videos; a folder that is neither is searched one level down.
+
+    Raises:
+        FileNotFoundError: such a folder holds no sequence folder and no video.
+    """
     from prtreid.data.frames import VIDEO_SUFFIXES
     from prtreid.data.soccernet import find_sequences
 
     out: list[Path] = []
     for p in paths:
         if p.is_dir() and not (p / "seqinfo.ini").exists():
-            out += find_sequences(p) + sorted(v for v in p.iterdir() if v.suffix.lower() in VIDEO_SUFFIXES)
+            found = find_sequences(p) + sorted(v for v in p.iterdir() if v.suffix.lower() in VIDEO_SUFFIXES)
+            if not found:
+                raise FileNotFoundError(f"{p}: no sequence folders (with seqinfo.ini) or videos "
+                                        f"({', '.join(VIDEO_SUFFIXES)}) in it")
+            out += found
         else:
             out.append(p)
     return out
@@ -80,9 +89,9 @@ def run_track(args: argparse.Namespace) -> int:
     cfg = pipeline_config(args.config, args.device)
     if args.detector:
         cfg = dataclasses.replace(cfg, detector=args.detector)
+    inputs = expand_inputs(args.input)
     pipeline = VideoPipeline(cfg, args.model)
     out = Storage(args.out)
-    inputs = expand_inputs(args.input)
     progress, close = bar("track", unit="video")
     try:
         for i, path in enumerate(inputs):
@@ -119,7 +128,11 @@ def run_render(args: argparse.Namespace) -> int:
     from prtreid.pipeline.render import render
 
     name = args.name or open_frames(args.input).info.name
-    tracks = pd.read_parquet(args.pred / f"{name}.tracks.parquet")
+    table = args.pred / f"{name}.tracks.parquet"
+    if not table.is_file():
+        raise FileNotFoundError(f"{table}: no such file (the --pred folder of `prtreid track`; --name picks "
+                                "another result than the input's name)")
+    tracks = pd.read_parquet(table)
     n = render(args.input, tracks, args.out, args.max_frames)
     print(f"wrote {n} frames to {args.out}")
     return 0

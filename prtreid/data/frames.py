@@ -106,7 +106,9 @@ def open_frames(path: str | Path) -> SequenceFrames | VideoFrames:
         if not (path / SEQINFO).exists():
             raise FrameError(f"{path}: a folder input must be a SoccerNet sequence (no {SEQINFO})")
         return SequenceFrames(path)
-    if path.suffix.lower() not in VIDEO_SUFFIXES and path.exists():
+    if not path.exists():
+        raise FrameError(f"{path}: no such video file or sequence folder")
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
         raise FrameError(f"{path}: unknown video type {path.suffix!r} (known: {', '.join(VIDEO_SUFFIXES)})")
     return VideoFrames(path)
 

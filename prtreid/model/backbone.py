@@ -116,8 +116,8 @@ def _create_features_model(name: str, feature_levels: tuple[int, ...], kwargs: d
             f"backbone: could not build timm model {name!r} as a feature extractor with {structural}: "
             f"{type(exc).__name__}: {exc}"
         ) from None
-    except OSError as exc:  # hub unreachable (huggingface_hub errors derive from OSError)
-        raise RuntimeError(
-            f"could not fetch pretrained weights of {name!r} ({exc.__class__.__name__}); "
-            "set model.pretrained to a local weights file or to false"
+    except OSError as exc:  # hub unreachable or offline (huggingface_hub errors derive from OSError)
+        raise ConfigError(
+            f"model.pretrained: could not fetch the pretrained weights of {name!r} from the model hub "
+            f"({exc.__class__.__name__}); set model.pretrained to a local weights file or to false"
         ) from exc
