@@ -87,6 +87,20 @@ def test_goalkeepers_team_is_scored_with_the_players_permutation(tmp_path: Path)
         res = evaluate_tracking(root, tmp_path / "pred")
         assert res["SNMOT-777"]["team_acc"] == 1.0  # the keeper is not a player
         assert res["SNMOT-777"]["keeper_team_acc"] == expected == res[COMBINED]["keeper_team_acc"]
+    # players in one cluster, one per side: no permutation gives the labels a side, so the keeper is not scored
+    _predict(tmp_path / "pred", gt, {1: 0, 2: 0, 3: 1}, roles)
+    res = evaluate_tracking(root, tmp_path / "pred")["SNMOT-777"]
+    assert res["team_acc"] == 0.5 and "keeper_team_acc" not in res
+
+
+def test_a_tracks_table_without_team_or_role_columns_is_scored_without_them(tmp_path: Path) -> None:
+    gt = _gt()
+    root = _write(tmp_path / "gt", gt)
+    _predict(tmp_path / "pred", gt, {1: 0, 2: 1, 3: None}, {1: "player", 2: "player", 3: "referee"})
+    path = tmp_path / "pred" / "SNMOT-777.tracks.parquet"
+    pd.read_parquet(path).drop(columns=["team", "role"]).to_parquet(path)
+    res = evaluate_tracking(root, tmp_path / "pred")["SNMOT-777"]
+    assert res["HOTA"] == pytest.approx(1.0) and "team_acc" not in res and "role_acc" not in res
 
 
 def test_rows_without_a_role_count_as_wrong(tmp_path: Path) -> None:

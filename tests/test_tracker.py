@@ -284,8 +284,22 @@ def test_appearance_update_is_visibility_aware() -> None:
     np.testing.assert_allclose(feats[1], e[0])  # hidden in the detection: unchanged
     np.testing.assert_allclose(feats[2], e[1])  # never seen by the track: takes the detection's
     np.testing.assert_allclose(vis, [1.0, 1.0, 1.0])
-    with pytest.raises(ValueError, match="rows"):
+    with pytest.raises(ValueError, match=r"Appearance\.vis must be \(1, 3\), got \(2, 3\)"):
         tracker.update(Detections(box, np.array([0.9])), Appearance(det, np.ones((2, 3))))
+    with pytest.raises(ValueError, match=r"Appearance\.vis must be \(1, 3\), got \(1, 4\)"):
+        tracker.update(Detections(box, np.array([0.9])), Appearance(det, np.ones((1, 4))))
+    with pytest.raises(ValueError, match=r"Appearance\.team must be \(1, Dt\), got \(1,\)"):
+        tracker.update(Detections(box, np.array([0.9])), Appearance(det, np.ones((1, 3)), team=np.ones(1)))
+
+
+def test_zero_team_embeddings_are_unknown_not_observations() -> None:
+    tracker = PRTTracker(TrackerConfig())
+    box = np.array([[100.0, 100.0, 140.0, 200.0]])
+    feats = np.ones((1, 3, 4), np.float32)
+    for team in ([1.0, 0.0], [0.0, 0.0], [np.nan, np.nan]):
+        tracker.update(Detections(box, np.array([0.9])), Appearance(feats, team=np.array([team])))
+    assert tracker.tracks.team_n.tolist() == [1]
+    np.testing.assert_allclose(tracker.tracks.team_sum, [[1.0, 0.0]])
 
 
 def test_tentative_tracks_are_reported_apart_until_confirmed() -> None:

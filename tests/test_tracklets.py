@@ -93,6 +93,15 @@ def test_role_vote_per_tracklet_skips_unknown_rows() -> None:
     assert vote_roles(ids, probs, ROLES) == {1: "referee", 2: "player"}
 
 
+def test_role_vote_with_context_keeps_tracklets_without_team_rows() -> None:
+    from prtreid.track import RoleContext
+
+    probs = _one_hot_rows("referee", 2)
+    team_rows = np.array([[1.0, 0.0], [np.nan, np.nan]])
+    voted = vote_roles([1, 2], probs, ROLES, frames=np.array([1, 1]), team_rows=team_rows, context=RoleContext())
+    assert voted == {1: "referee", 2: "referee"}
+
+
 def test_interpolation_fills_short_gaps_linearly() -> None:
     frame = np.array([1, 2, 5, 1, 9])
     track = np.array([1, 1, 1, 2, 2])

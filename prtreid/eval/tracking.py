@@ -124,18 +124,19 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def attribute_accuracy(seq: Sequence, tracks: pd.DataFrame, min_iou: float = 0.5) -> dict[str, float]:
     """Team and role accuracy of a prediction table (columns frame, left, top, width, height, team, role).
 
-    A prediction without any role (or team) label, such as motion-only tracking, gets no role (or
-    team) score; a missing label on some rows counts as wrong.
+    A prediction without any role (or team) label or column, such as motion-only tracking, gets no
+    role (or team) score; a missing label on some rows counts as wrong. Goalkeepers' team labels are
+    scored with the permutation the players agree with more, so not where the players leave it open.
     """
     gt_ids, rows = _matched_pairs(seq.gt, tracks, min_iou)
     known = np.array([g in seq.tracks for g in gt_ids], bool)
     gt_ids, rows = gt_ids[known], rows[known]
     out: dict[str, float] = {f"_{key}_{n}": 0 for key in ("team", "role", "keeper_team") for n in ("correct", "total")}
-    if tracks["role"].notna().any():
+    if "role" in tracks and tracks["role"].notna().any():
         pred_roles = tracks["role"].to_numpy(dtype=object, na_value=None)[rows]  # pd.NA == x is NA, not False
         ok = int(sum(p == seq.tracks[g].role for g, p in zip(gt_ids, pred_roles)))
         out |= {"_role_correct": ok, "_role_total": len(gt_ids)}
-    if tracks["team"].notna().any():
+    if "team" in tracks and tracks["team"].notna().any():
         pred = tracks["team"].to_numpy(dtype=float, na_value=np.nan)[rows]
         side = np.array([_team_index(seq.tracks[g]) for g in gt_ids], int)
         scored = side >= 0
@@ -143,7 +144,7 @@ def attribute_accuracy(seq: Sequence, tracks: pd.DataFrame, min_iou: float = 0.5
         flipped = int(np.sum(pred[scored] == 1 - side[scored]))
         out |= {"_team_correct": max(agree, flipped), "_team_total": int(scored.sum())}
         keeper_side = np.array([_team_index(seq.tracks[g], "goalkeeper") for g in gt_ids], int)
-        kept = keeper_side >= 0
+        kept = (keeper_side >= 0) & (agree != flipped)  # cluster labels 0/1 mean a side only through the players
         truth = 1 - keeper_side[kept] if flipped > agree else keeper_side[kept]
         out |= {"_keeper_team_correct": int(np.sum(pred[kept] == truth)), "_keeper_team_total": int(kept.sum())}
     for key in ("team", "role", "keeper_team"):

@@ -172,8 +172,8 @@ class TrackStore:
         self.vis[rows] = np.where(use, np.maximum(tv, vis), tv)
 
     def update_team(self, rows: np.ndarray, team: np.ndarray) -> None:
-        """Add unit team embeddings (rows with non-finite values are skipped)."""
-        ok = np.isfinite(team).all(1)
+        """Add unit team embeddings (rows with non-finite values, or all zeros, "unknown", are skipped)."""
+        ok = np.isfinite(team).all(1) & (np.abs(team).sum(1) > 0)
         self.team_sum[rows[ok]] += team[ok]
         self.team_n[rows[ok]] += 1
 
@@ -249,10 +249,12 @@ class PRTTracker:
             return None, None, None
         if np.ndim(appearance.feats) != 3 or len(appearance.feats) != n_dets:
             raise ValueError(f"Appearance.feats must be ({n_dets}, P, D), got {np.shape(appearance.feats)}")
-        for name in ("vis", "team"):
-            value = getattr(appearance, name)
-            if value is not None and len(value) != n_dets:
-                raise ValueError(f"Appearance.{name} has {len(value)} rows for {n_dets} detections")
+        shapes = {"vis": f"({n_dets}, {np.shape(appearance.feats)[1]})", "team": f"({n_dets}, Dt)"}
+        for name, value in (("vis", appearance.vis), ("team", appearance.team)):
+            expected = np.shape(appearance.feats)[:2] if name == "vis" else None
+            if value is not None and (np.ndim(value) != 2 or len(value) != n_dets
+                                      or (expected is not None and np.shape(value) != expected)):
+                raise ValueError(f"Appearance.{name} must be {shapes[name]}, got {np.shape(value)}")
         feats = l2_normalize(np.asarray(appearance.feats, dtype=np.float32)[keep])
         vis = (np.ones(feats.shape[:2], np.float32) if appearance.vis is None
                else np.asarray(appearance.vis, dtype=np.float32)[keep])

@@ -152,17 +152,19 @@ def vote_roles(
     ok = np.isfinite(probs).all(1)
     if ((probs[ok] < -1e-6).any() or not np.allclose(probs[ok].sum(1), 1.0, atol=1e-3)):
         raise ValueError("role_prob_rows must be softmax probabilities (non-negative rows summing to 1), not logits")
-    use_context = context is not None and frames is not None and team_rows is not None
-    if use_context:
-        ok &= np.isfinite(team_rows).all(1)
     ids = np.asarray(track_ids)[ok]
     uniq, mean, _ = _group_mean(ids, probs[ok])
-    if not use_context:
-        return {int(t): role_names[int(k)] for t, k in zip(uniq, mean.argmax(1))}
+    roles = {int(t): role_names[int(k)] for t, k in zip(uniq, mean.argmax(1))}
+    if context is None or frames is None or team_rows is None:
+        return roles
+    # the context decides for the tracklets with team rows; the others keep their head's vote
+    ok &= np.isfinite(team_rows).all(1)
+    ids = np.asarray(track_ids)[ok]
+    uniq, mean, _ = _group_mean(ids, probs[ok])
     _, team_mean, _ = _group_mean(ids, _unit(np.asarray(team_rows, np.float64)[ok]))
     item_of_row = np.searchsorted(uniq, ids)
     chosen = contextual_roles(team_mean, mean, item_of_row, np.asarray(frames)[ok], role_names, context)
-    return {int(t): role_names[int(k)] for t, k in zip(uniq, chosen)}
+    return roles | {int(t): role_names[int(k)] for t, k in zip(uniq, chosen)}
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
