@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the sweep ``args`` describe and print its summary."""
+    """Run the sweep ``args`` describe and print its summary; exit status 1 when no trial finished."""
     if args.kind == "losses":
         space = load_space(args.space, ExperimentConfig)
         base = load_experiment(args.config, args.overrides)
@@ -129,6 +129,9 @@ def run(args: argparse.Namespace) -> int:
         summary = tune.tune_tracker(space, base, args.sequences, args.model, args.out, sweep,
                                     resume=args.resume, work_dir=args.work_dir)
     print(json.dumps(summary, indent=2, default=str), flush=True)
+    if summary["best_trial"] is None:
+        print("tune: no trial finished (their errors are in the trials' logs under OUT/ray)", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -136,6 +136,19 @@ class Storage:
         if self.exists(name):
             self._retry(lambda: self.fs.delete_file(self.path(name)), f"delete {name}")
 
+    def check_bucket(self) -> None:
+        """Fail now, not after hours of work, when an ``s3://`` root's bucket does not exist.
+
+        Raises:
+            FileNotFoundError: no such bucket (a local root always passes: folders are created).
+        """
+        if self.is_local:
+            return
+        bucket = self.root.split("/", 1)[0]
+        info = self._retry(lambda: self.fs.get_file_info(bucket), f"stat bucket {bucket}")
+        if info.type == pafs.FileType.NotFound:
+            raise FileNotFoundError(f"{self.uri}: no such bucket {bucket!r}")
+
     def _write_once(self, name: str, data: bytes) -> None:
         if self.is_local:
             atomic_write_bytes(self.path(name), data)
@@ -148,7 +161,9 @@ class Storage:
             try:
                 return fn()
             except (OSError, ConnectionError) as exc:
-                if isinstance(exc, (FileNotFoundError, PermissionError)) or attempt == self.retries:
+                permanent = isinstance(exc, (FileNotFoundError, PermissionError)) or any(
+                    code in str(exc) for code in ("NO_SUCH_BUCKET", "ACCESS_DENIED"))  # S3 errors no retry mends
+                if permanent or attempt == self.retries:
                     raise
                 delay = self.backoff * 2 ** attempt
                 log.warning("storage %s failed (%s); retry %d/%d in %.1fs",

@@ -47,6 +47,12 @@ def test_a_manifest_that_is_not_utf8_names_file_and_line(tmp_path: Path) -> None
     assert err.value.path == str(tmp_path / "season.txt") and err.value.where == 2
 
 
+def test_a_missing_manifest_is_named_with_its_scheme(s3_bucket: str, tmp_path: Path) -> None:
+    for uri in (f"{s3_bucket}/manifests/none.txt", str(tmp_path / "none.csv")):
+        with pytest.raises(FileNotFoundError, match=f"^{uri}: no such manifest$"):
+            read_manifest(uri)
+
+
 def test_csv_manifest_carries_metadata_and_checks_rows() -> None:
     text = "uri,name,match_id,season\ns3://b/v/1_720p.mkv,chelsea-burnley-1,17,2015\ns3://b/v/2.mkv,,18,\n"
     entries = parse_csv_manifest(text, "m.csv")

@@ -30,7 +30,7 @@ def untrained_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_track_command_writes_to_s3(synth_data: Path, s3_bucket: str, tmp_path: Path,
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
+                                    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
     seq = find_sequences(synth_data)[0]
     monkeypatch.chdir(tmp_path)
     assert cli(["track", "--input", str(seq), "--detector", "oracle", "--out", f"{s3_bucket}/run"]) == 0
@@ -38,6 +38,12 @@ def test_track_command_writes_to_s3(synth_data: Path, s3_bucket: str, tmp_path: 
     assert list(tmp_path.iterdir()) == []  # nothing under ./s3:/...
     with pytest.raises(ValueError, match="two slashes"):
         Storage(str(Path(f"{s3_bucket}/run")))
+    # a mistyped bucket is refused before anything is tracked, at once (no retries)
+    capsys.readouterr()
+    assert cli(["track", "--input", str(seq), "--detector", "oracle", "--out", "s3://no-such-bucket/run"]) == 2
+    assert "s3://no-such-bucket/run: no such bucket 'no-such-bucket'" in capsys.readouterr().err
+    with pytest.raises(OSError, match="NO_SUCH_BUCKET"):
+        Storage("s3://no-such-bucket/run", backoff=60.0).write_text("a.txt", "x")  # a retry would wait 60 s
 
 
 def test_oracle_tracking_writes_all_outputs_and_scores_well(synth_data: Path, tmp_path: Path) -> None:

@@ -59,6 +59,21 @@ def test_a_study_url_with_a_password_is_refused(synth_data: Path, tmp_path: Path
     assert "s3cret" not in str(error.value)
 
 
+def test_inputs_no_trial_could_read_are_refused_before_ray(synth_data: Path, s3_bucket: str, tmp_path: Path) -> None:
+    from prtreid.distributed.tune import SweepConfig, tune_losses, tune_tracker
+
+    sweep = SweepConfig(name="x", num_samples=1)
+    losses = parse_space({"loss.team_margin": {"type": "float", "low": 0.1, "high": 0.3}}, ExperimentConfig)
+    with pytest.raises(ConfigError, match="--data s3://b/crops: training data must be .* every node reads"):
+        tune_losses(losses, ExperimentConfig(), "s3://b/crops", str(tmp_path / "o"), sweep)
+    tracker = parse_space({"tracker.n_init": {"type": "int", "low": 1, "high": 3}}, PipelineConfig)
+    with pytest.raises(FileNotFoundError, match=f"{s3_bucket}/models/none.pt: no such model file"):
+        tune_tracker(tracker, PipelineConfig(), synth_data, f"{s3_bucket}/models/none.pt", str(tmp_path / "o"), sweep)
+    with pytest.raises(FileNotFoundError, match="s3://no-such-bucket/o: no such bucket"):
+        tune_tracker(tracker, PipelineConfig(), synth_data, None, "s3://no-such-bucket/o", sweep)
+    assert not (tmp_path / "o").exists()
+
+
 def test_the_baseline_is_the_base_config_where_the_space_holds_it() -> None:
     space = parse_space({"train.lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True, "default": 3e-4},
                          "train.epochs": {"type": "int", "low": 2, "high": 10, "step": 2, "default": 4},

@@ -90,8 +90,9 @@ def run_track(args: argparse.Namespace) -> int:
     if args.detector:
         cfg = dataclasses.replace(cfg, detector=args.detector)
     inputs = expand_inputs(args.input)
-    pipeline = VideoPipeline(cfg, args.model)
     out = Storage(args.out)
+    out.check_bucket()
+    pipeline = VideoPipeline(cfg, args.model)
     progress, close = bar("track", unit="video")
     try:
         for i, path in enumerate(inputs):

@@ -113,8 +113,11 @@ def read_manifest(uri: str) -> list[VideoEntry]:
         FileNotFoundError: no manifest at ``uri``.
     """
     fs, path = split_uri(uri)
-    with fs.open_input_stream(path) as fh:
-        data = fh.read()
+    try:
+        with fs.open_input_stream(path) as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{uri}: no such manifest") from None
     base = _parent(uri)
     suffix = posixpath.splitext(path)[1].lower()
     if suffix in PARQUET_SUFFIXES:

@@ -97,6 +97,19 @@ class BulkConfig:
             raise ValueError("cpus_per_actor and gpus_per_actor must be >= 0")
 
 
+def load_pipeline(cfg: PipelineConfig, model_path: str | Path | None) -> VideoPipeline:
+    """A :class:`VideoPipeline` whose PRTReID model and YOLO weights may be ``s3://`` files.
+
+    Remote files are staged for the load, then removed (the models are in memory by then).
+    """
+    with contextlib.ExitStack() as stack:
+        local_model = stack.enter_context(staged(str(model_path))) if model_path else None
+        weights = yolo_weights(cfg.detector)
+        if weights and is_remote(weights):
+            cfg = dataclasses.replace(cfg, detector=f"yolo:{stack.enter_context(staged(weights))}")
+        return VideoPipeline(cfg, local_model)
+
+
 class TrackActor:
     """Ray Data actor: one pipeline (models loaded once), one video per call.
 
@@ -110,12 +123,7 @@ class TrackActor:
         clean_stale()
         cfg = from_dict(PipelineConfig, pipeline, "bulk pipeline config")
         self.detector = cfg.detector  # as given: summaries name the weights' URI, not their staged copy
-        with contextlib.ExitStack() as stack:  # remote model files are staged for the load, then removed
-            local_model = stack.enter_context(staged(model_path)) if model_path else None
-            weights = yolo_weights(cfg.detector)
-            if weights and is_remote(weights):
-                cfg = dataclasses.replace(cfg, detector=f"yolo:{stack.enter_context(staged(weights))}")
-            self.pipeline = VideoPipeline(cfg, local_model)
+        self.pipeline = load_pipeline(cfg, model_path)
         self.out = Storage(out)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
@@ -177,7 +185,6 @@ def check_model(model_path: str | Path | None, detector: str = "oracle") -> None
             raise FileNotFoundError(f"{uri}: no such {what} file")
 
 
-
 def failure_name(name: str) -> str:
     """Relative name of the failure record of result ``name``."""
     return f"{FAILURES}/{name}.json"
@@ -221,6 +228,7 @@ def track_bulk(entries: Sequence[VideoEntry], out: str, pipeline: PipelineConfig
     out = resolve_uri(str(out), None)
     model_path = resolve_uri(str(model_path), None) if model_path else None
     storage = Storage(out)
+    storage.check_bucket()
     check_model(model_path, pipeline.detector)
     start = time.time()
     todo, skipped = plan(entries, storage, bulk.retry_failed)

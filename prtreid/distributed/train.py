@@ -192,7 +192,7 @@ class _Reporter:
 def worker_config(cfg: ExperimentConfig, data: str, cache_dir: str | None = None,
                   epoch_hook: EpochHook | None = None) -> dict[str, Any]:
     """The ``train_loop_config`` of :func:`train_worker` (plain data, plus the optional hook)."""
-    return {"experiment": dataclasses.asdict(cfg), "data": _absolute(data), "cache_dir": cache_dir,
+    return {"experiment": dataclasses.asdict(cfg), "data": shared_path(data), "cache_dir": cache_dir,
             "epoch_hook": epoch_hook}
 
 
@@ -293,5 +293,14 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
-def _absolute(data: str) -> str:
-    return data if "://" in str(data) else os.path.abspath(data)
+def shared_path(data: str | Path) -> str:
+    """``data`` as an absolute path, which workers on any node read (the driver's relative path would not
+    resolve there).
+
+    Raises:
+        ConfigError: ``data`` is a URI (``s3://...``): training data must be a folder every node mounts.
+    """
+    if "://" in str(data):
+        raise ConfigError(f"--data {data}: training data must be a crop store or sequences folder that every node "
+                          "reads (a shared file system); s3:// is for --storage and --out")
+    return os.path.abspath(data)

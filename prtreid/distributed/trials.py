@@ -24,10 +24,11 @@ from ray.tune.integration.ray_train import TuneReportCallback
 from prtreid.config import from_dict
 from prtreid.data.soccernet import find_sequences
 from prtreid.distributed.staging import clean_stale, scratch
+from prtreid.distributed.track import load_pipeline
 from prtreid.distributed.train import train_worker  # the worker loop of train_distributed, reused as is
 from prtreid.distributed.train import local_store
 from prtreid.eval.tracking import COMBINED, evaluate_tracking
-from prtreid.pipeline.video import PipelineConfig, VideoPipeline, write_result
+from prtreid.pipeline.video import PipelineConfig, write_result
 from prtreid.search_space import apply_point
 from prtreid.storage import Storage
 from prtreid.train.config import experiment_from_dict
@@ -102,7 +103,7 @@ def tracker_trial(config: dict[str, Any], *, pipeline: dict[str, Any], sequences
                   weights: dict[str, float]) -> None:
     """A Tune trial that tracks every validation sequence and reports HOTA (and the rest)."""
     cfg = apply_point(from_dict(PipelineConfig, pipeline, "sweep base"), config, source="trial")
-    runner = VideoPipeline(cfg, model)
+    runner = load_pipeline(cfg, model)
     clean_stale()
     with scratch("tracktrial-") as tmp:
         out = Storage(str(tmp))

@@ -58,6 +58,8 @@ from prtreid.data.soccernet import find_sequences
 from prtreid.distributed import study as studies
 from prtreid.distributed import trials
 from prtreid.distributed.runtime import storage_for_ray
+from prtreid.distributed.track import check_model
+from prtreid.distributed.train import shared_path
 from prtreid.distributed.trials import LOSS_OBJECTIVE, TRACKER_OBJECTIVE
 from prtreid.errors import ConfigError
 from prtreid.pipeline.video import PipelineConfig
@@ -156,7 +158,7 @@ def tune_losses(space: SearchSpace, base: ExperimentConfig, data: str | Path, ou
                  base.train.epochs)
     trial_cfg = dataclasses.replace(base, train=dataclasses.replace(base.train, eval_every=1, budget_minutes=0.0))
     weights = sweep.objective or LOSS_OBJECTIVE
-    consts = {"experiment": dataclasses.asdict(trial_cfg), "data": _absolute(data), "weights": weights}
+    consts = {"experiment": dataclasses.asdict(trial_cfg), "data": shared_path(data), "weights": weights}
     if sweep.workers_per_trial > 0:
         ray_path, ray_fs = storage_for_ray(Storage(out).url(DDP_RUNS))
         trainable = tune.with_parameters(trials.ddp_loss_trial, **consts, workers=sweep.workers_per_trial,
@@ -181,11 +183,12 @@ def tune_tracker(space: SearchSpace, base: PipelineConfig, sequences: str | Path
         out, sweep, resume, work_dir: as :func:`tune_losses`.
     """
     _check_root(space, PipelineConfig)
-    if not find_sequences(sequences):
+    if not find_sequences(shared_path(sequences)):
         raise FileNotFoundError(f"{sequences}: no SoccerNet sequence folder")
+    check_model(model, base.detector)  # local or s3://, staged by each trial
     weights = sweep.objective or TRACKER_OBJECTIVE
     trainable = tune.with_parameters(trials.tracker_trial, pipeline=dataclasses.asdict(base),
-                                     sequences=_absolute(sequences),
+                                     sequences=shared_path(sequences),
                                      model=None if model is None else _absolute(model), weights=weights)
     return _run_sweep(trainable, space, base, out, sweep, resume, work_dir, weights, max_t=1)
 
@@ -193,6 +196,11 @@ def tune_tracker(space: SearchSpace, base: PipelineConfig, sequences: str | Path
 def _run_sweep(trainable: Any, space: SearchSpace, base: Any, out: str, sweep: SweepConfig, resume: bool,
                work_dir: str | Path | None, weights: dict[str, float], max_t: int) -> dict[str, Any]:
     storage = Storage(out)
+    storage.check_bucket()
+    if os.environ.get("AWS_SECRET_ACCESS_KEY"):
+        log.warning("AWS keys are in the environment: Ray Tune copies them into every trial's runtime environment, "
+                    "which Ray's runtime_env_agent.log records in plain text. Give sweeps their credentials "
+                    "through AWS_PROFILE, a credentials file or an instance role instead.")
     if sweep.study_storage and make_url(sweep.study_storage).password:
         raise ConfigError("study_storage: the URL holds a password, which Ray Tune would save with the search "
                           "state under OUT/ray: give it through the database driver (PGPASSWORD, ~/.pgpass)")
