@@ -22,7 +22,7 @@ from prtreid.data.masks import encode_parts, write_part_map
 from prtreid.data.reid_dataset import IMAGENET_MEAN, IMAGENET_STD, AugmentConfig, ReidDataset
 from prtreid.data.sampler import MatchBatchSampler, SamplerConfig
 from prtreid.data.soccernet import write_sequence
-from prtreid.data.types import MotTable, SeqInfo, Sequence, TrackInfo
+from prtreid.data.types import MotTable, SeqInfo, Sequence
 from prtreid.errors import FormatError
 
 W, H = 320, 180
