@@ -17,7 +17,7 @@ from prtreid.train.budget import cpu_bf16_native, epochs_within, saved_epochs
 from prtreid.train.checkpoint import load_checkpoint, load_model
 from prtreid.train.config import ExperimentConfig, TrainConfig, experiment_from_dict, load_experiment
 from prtreid.train.evaluate import evaluate_store
-from prtreid.train.loop import autocast_dtype, fit, lr_lambda, reschedule
+from prtreid.train.loop import autocast_dtype, check_resumable, fit, lr_lambda, reschedule
 from prtreid.errors import ConfigError
 
 
@@ -118,6 +118,9 @@ def test_a_budget_cut_scales_the_step_milestones() -> None:
     cfg = experiment_from_dict({"train": {"epochs": 12, "schedule": "step", "milestones": [8, 11]}})
     assert _with_epochs(cfg, 3).train.milestones == (2, 3)  # the LR still drops within the 3 epochs kept
     assert _with_epochs(cfg, 12) == cfg
+    two = experiment_from_dict({"train": {"epochs": 10, "schedule": "step", "milestones": [3, 5]}})
+    assert _with_epochs(two, 5).train.milestones == (2, 2)  # both decays kept, at one epoch
+    assert lr_lambda(_with_epochs(two, 5).train, 1)(4) == pytest.approx(0.01)
 
 
 def test_lr_schedule_warms_up_then_decays() -> None:
@@ -145,6 +148,18 @@ def test_budget_stretches_the_schedule_over_the_epochs_it_keeps() -> None:
     assert lrs[9] == pytest.approx(cfg.lr)  # warm-up over, as without a budget
     assert all(a > b for a, b in zip(lrs[10:], lrs[11:]))  # one cosine over the two epochs left
     assert lrs[-1] == pytest.approx(cfg.lr * cfg.min_lr_factor)  # ending at its floor, not 1/6 of the way down
+
+
+def test_reschedule_changes_the_rate_before_the_next_step() -> None:
+    cfg = TrainConfig(epochs=10, warmup_epochs=0, schedule="step", milestones=(2,), lr=1.0)
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=cfg.lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg, 10))
+    for _ in range(10):
+        optimizer.step()
+        scheduler.step()
+    assert optimizer.param_groups[0]["lr"] == 1.0
+    reschedule(scheduler, dataclasses.replace(cfg, epochs=2, milestones=(1,)), 10)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1)  # epoch 2 runs after the cut schedule's decay
 
 
 def test_autocast_dtype_per_device() -> None:
@@ -205,12 +220,30 @@ def test_epochs_within_the_budget() -> None:
         TrainConfig(budget_minutes=-1)
 
 
+@pytest.mark.parametrize(("section", "key", "value"), [
+    ("train", "eval_every", 0), ("train", "batch_eval", 0), ("train", "warmup_factor", -1.0),
+    ("train", "min_lr_factor", 0.0), ("train", "gamma", -0.1), ("sampler", "p_ids", 0),
+    ("sampler", "k_instances", 0), ("loss", "role_weight", -1.0)])
+def test_settings_that_would_fail_or_invert_training_are_refused(section: str, key: str, value: float) -> None:
+    with pytest.raises(ConfigError, match=rf"{key}: must be"):
+        experiment_from_dict({section: {key: value}})
+
+
+def test_negative_whole_loss_weights_are_refused_in_code_too() -> None:
+    from prtreid.model.losses import LossConfig
+
+    with pytest.raises(ConfigError, match="team_weight: must be non-negative"):
+        LossConfig(team_weight=-2)  # an int: from YAML it would have been made a float first
+
+
 def test_budgeted_run_trains_what_fits_and_resumes_with_it(crop_store: Path, tmp_path: Path) -> None:
     cfg = tiny_config(epochs=3)
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, schedule="step", milestones=(2,)))
     tight = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, budget_minutes=1e-4))
     history = fit(tight, crop_store, tmp_path)
     assert [h["epoch"] for h in history] == [1] and "mAP" in history[0]  # the last epoch is evaluated
     assert saved_epochs(load_checkpoint(tmp_path / "checkpoint.pt")) == 1
     assert (tmp_path / "model.pt").exists()
     roomy = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, budget_minutes=60.0))
+    check_resumable(tmp_path, roomy)  # the cut's milestones (1,) are the run's, as fit sees them
     assert fit(roomy, crop_store, tmp_path) == history  # the finished run keeps its schedule

@@ -68,6 +68,9 @@ class SamplerConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        for name in ("p_ids", "k_instances", "matches_per_batch"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"sampler.{name}: must be at least 1, got {getattr(self, name)}")
         for role, minimum in self.role_minimums.items():
             if role not in ROLES:
                 raise ConfigError(f"sampler.role_minimums: unknown role {role!r} (known: {', '.join(ROLES)})")

@@ -91,7 +91,7 @@ class LossConfig:
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, float) and value < 0:
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
                 raise ConfigError(f"{f.name}: must be non-negative, got {value}")
         for name in ("label_smoothing", "mask_label_smoothing"):
             if getattr(self, name) >= 1:

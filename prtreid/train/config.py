@@ -79,6 +79,12 @@ class TrainConfig:
             raise ConfigError(f"train.lr: must be positive, got {self.lr}")
         if self.budget_minutes < 0:
             raise ConfigError(f"train.budget_minutes: must be 0 (off) or positive, got {self.budget_minutes}")
+        for name in ("eval_every", "batch_eval"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"train.{name}: must be at least 1, got {getattr(self, name)}")
+        for name in ("warmup_factor", "min_lr_factor", "gamma"):  # factors of the learning rate
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"train.{name}: must be positive, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)

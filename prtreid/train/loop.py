@@ -100,8 +100,14 @@ def lr_lambda(cfg: TrainConfig, iters_per_epoch: int) -> Callable[[int], float]:
 
 
 def reschedule(scheduler: torch.optim.lr_scheduler.LambdaLR, cfg: TrainConfig, iters_per_epoch: int) -> None:
-    """Give ``scheduler`` the schedule of ``cfg`` (a new epoch count) from the step it has reached."""
-    scheduler.lr_lambdas = [lr_lambda(cfg, iters_per_epoch)]
+    """Give ``scheduler`` the schedule of ``cfg`` (a new epoch count) from the step it has reached.
+
+    The optimizer's learning rates change now, not at the next step (which would run at the old one).
+    """
+    fn = lr_lambda(cfg, iters_per_epoch)
+    scheduler.lr_lambdas = [fn] * len(scheduler.base_lrs)
+    for group, base in zip(scheduler.optimizer.param_groups, scheduler.base_lrs):
+        group["lr"] = base * fn(scheduler.last_epoch)
 
 
 def role_priors(roles: np.ndarray, sampler: MatchBatchSampler, num_roles: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -209,7 +215,7 @@ def autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None
 def _with_epochs(cfg: ExperimentConfig, epochs: int) -> ExperimentConfig:
     """``cfg`` trained for ``epochs``; a step schedule's milestones shrink or grow with the run."""
     scale = epochs / cfg.train.epochs
-    milestones = tuple(sorted({max(1, round(m * scale)) for m in cfg.train.milestones}))
+    milestones = tuple(sorted(max(1, round(m * scale)) for m in cfg.train.milestones))  # equal ones: both decays
     return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=epochs, milestones=milestones))
 
 
@@ -318,7 +324,12 @@ def check_resumable(out_dir: str | Path, cfg: ExperimentConfig) -> None:
     it prepares the data (``prtreid train`` rebuilds ``RUN/crops`` when the crop settings change).
     """
     path = Path(out_dir) / CHECKPOINT
-    diffs = _settings_differences(load_checkpoint(path), cfg) if path.exists() else []
+    if not path.exists():
+        return
+    saved = load_checkpoint(path)
+    if cfg.train.budget_minutes > 0:  # as fit compares it: with the epochs the budget chose
+        cfg = _with_epochs(cfg, saved_epochs(saved) or cfg.train.epochs)
+    diffs = _settings_differences(saved, cfg)
     if diffs:
         raise _mismatch(path, diffs)
 
