@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import shutil
 import time
 from pathlib import Path
 
@@ -48,13 +49,15 @@ def main() -> None:
     base = load_experiment(args.config, [f"train.epochs={args.epochs}", "train.device=cpu",
                                          f"crops.max_per_identity={args.crops_per_identity}",
                                          "train.min_frame_gap=10"])
-    data, store = args.work / "data", args.work / "crops"
+    inputs = args.work / f"seed{args.seed}_{args.seqs}x{args.frames}_cap{args.crops_per_identity}"
+    data, store = inputs / "data", inputs / "crops"  # reused by a rerun with the same arguments
     if not (store / "index.parquet").exists():
         generate_dataset(data, SynthConfig(seqs=args.seqs, frames=args.frames, seed=args.seed))
         build_crops(data, store, base.crops)
     rows = {}
     for name, cfg in variants(base).items():
         model_dir = args.work / name.replace(" ", "").replace("+", "_")
+        shutil.rmtree(model_dir, ignore_errors=True)  # trained afresh: fit would resume an earlier run
         start = time.perf_counter()
         fit(cfg, store, model_dir)
         minutes = (time.perf_counter() - start) / 60
@@ -69,7 +72,7 @@ def main() -> None:
     for name, r in rows.items():
         print(f"| {name} | " + " | ".join(f"{r[k]:.3f}" for k in METRICS) + f" | {r['minutes']:.1f} |")
     a, b = rows["re-id + team + role"]["mAP"], rows["re-id only"]["mAP"]
-    print(f"\nmAP ratio multi-task / re-id only: {a / b:.3f}")
+    print(f"\nmAP ratio multi-task / re-id only: {a / b:.3f}" if b else "\nmAP ratio: - (re-id only scored 0)")
 
 
 if __name__ == "__main__":

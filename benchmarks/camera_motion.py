@@ -121,8 +121,9 @@ def measure(make: Callable[[], Estimator], clips: list[Clip], pts: np.ndarray) -
 
 def variants() -> Iterator[tuple[str, Callable[[], Estimator] | None]]:
     """(name, factory) of every estimator compared; the first is the pipeline's default."""
-    yield "PRT sparse flow, 1/2 scale, 300 corners 8 px apart (default)", ours("sparse", 2.0)
-    yield "PRT sparse flow, the same, players masked", ours("sparse", 2.0, mask_players=True)
+    yield "PRT sparse flow, 1/2 scale, 300 corners 8 px apart, players masked (default)", \
+        ours("sparse", 2.0, mask_players=True)
+    yield "PRT sparse flow, the same, players not masked", ours("sparse", 2.0)
     yield "PRT sparse flow, 1/2 scale, 1000 corners 1 px apart, 21 px window (before)", ours(
         "sparse", 2.0, max_corners=1000, min_distance=1.0, flow_window=21)
     yield "PRT sparse flow, 1/2 scale, 150 corners 16 px apart", ours("sparse", 2.0, max_corners=150, min_distance=16.0)

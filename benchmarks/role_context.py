@@ -27,9 +27,10 @@ from prtreid.train.evaluate import evaluate_store
 
 VARIANTS: dict[str, RoleContext] = {
     "role head alone (mean softmax)": RoleContext(enabled=False),
-    "+ team kits are players": RoleContext(outsiders=False, small_second_team=False, shared_kit_roles=()),
-    "+ outsiders are not players": RoleContext(small_second_team=False, shared_kit_roles=()),
-    "+ referees and others share their kit's role": RoleContext(small_second_team=False),
+    "+ team kits are players": RoleContext(outsiders=False, small_second_team=False, shared_kit_roles=(),
+                                           one_keeper_in_view=False),
+    "+ outsiders are not players": RoleContext(small_second_team=False, shared_kit_roles=(), one_keeper_in_view=False),
+    "+ referees and others share their kit's role": RoleContext(small_second_team=False, one_keeper_in_view=False),
     "+ a second team seen on fewer than 3 at once": RoleContext(one_keeper_in_view=False),
     "+ one goalkeeper in view at a time (default)": RoleContext(),
 }
@@ -44,7 +45,7 @@ def track_rows(data: Path, model: Path, work: Path) -> dict[str, tuple[float, fl
         for seq in sorted(p for p in data.iterdir() if p.is_dir()):
             write_result(pipeline.run(seq), Storage(str(out)))
         res = evaluate_tracking(data, out)[COMBINED]
-        rows[name] = (res["team_acc"], res["role_acc"])
+        rows[name] = (res.get("team_acc", float("nan")), res.get("role_acc", float("nan")))  # absent: nobody a player
         print(f"tracking, {name}: team {rows[name][0]:.3f} role {rows[name][1]:.3f}", flush=True)
     return rows
 

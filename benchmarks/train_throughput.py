@@ -28,6 +28,7 @@ import torch
 from prtreid.data.crops import INDEX_FILE, build_crops
 from prtreid.data.synth import SynthConfig, generate_dataset
 from prtreid.train.config import ExperimentConfig, load_experiment
+from prtreid.train.budget import cpu_bf16_native
 from prtreid.train.loop import Runtime, fit
 
 
@@ -153,6 +154,9 @@ def main() -> None:
     rows: dict[str, dict[str, float]] = {}
     if not args.no_local:
         for amp, name in (LOCAL_GPU if args.gpu else LOCAL_CPU).items():
+            if amp == "bfloat16" and not args.gpu and not cpu_bf16_native():
+                print("no bfloat16 row: this CPU has no AVX512-BF16 or AMX-BF16, so cpu_amp trains in float32")
+                continue
             rows[name] = run_local(experiment(args, amp), store, threads=1) | {"workers": 1}
     if not args.workers:
         print_table(rows, cfg, args, store)
