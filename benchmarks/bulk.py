@@ -127,7 +127,7 @@ def bulk_runs(videos: Path, work: Path, cfg: PipelineConfig, model: Path, args: 
     """Bulk runs with 1 and 2 actors on a local Ray."""
     from prtreid.distributed.runtime import start_local_ray, stop_ray
 
-    start_local_ray(args.cpus, work / "ray", num_gpus=1 if args.gpu else 0, include_dashboard=False)
+    start_local_ray(args.cpus, num_gpus=1 if args.gpu else 0, include_dashboard=False)  # Ray's short /tmp path
     runs = {}
     try:
         for actors in (1, 2):
@@ -180,25 +180,27 @@ def main() -> None:
     args = p.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="prtreid-bench-bulk-"))
-    videos = args.videos or make_videos(work, args.seqs, args.frames, *args.size)
-    model = args.model or make_model(work / "model.pt", tuple(args.image_size) if args.image_size else None)
-    device = "cuda" if args.gpu else "cpu"
-    untrained = args.detector == "yolo:yolov8n.yaml"  # tiny scores: keep every box so the tracker works
-    cfg = from_dict(PipelineConfig, {
-        "detector": args.detector, "device": device, "amp": args.gpu,  # fp16 detection and embedding on GPU
-        "detection": {"imgsz": args.imgsz, "device": "0" if args.gpu else "cpu", "max_det": 25, "half": args.gpu}
-        | ({"conf": 0.0} if untrained else {}),
-        "tracker": {"min_conf": 0.0, "birth_conf": 0.0} if untrained else {}})
-    threads = 1 if args.gpu else max(1, args.cpus // 2)
-    torch.set_num_threads(threads)  # what one actor gets (Ray sets OMP_NUM_THREADS to its CPUs)
-    stages = isolated_stages(sorted(videos.glob("*.mp4")), cfg, model)
-    runs = {} if args.stages_only else bulk_runs(videos, work, cfg, model, args, threads)
-    where = torch.cuda.get_device_name() if args.gpu else "cpu"
-    crop_size = tuple(load_model(model)[1]["model_config"]["image_size"])
-    print(f"\n{int(stages['frames'])} frames in {len(list(videos.glob('*.mp4')))} videos, detector {args.detector} "
-          f"at {args.imgsz}, re-id crops {crop_size}, {where}, {threads} torch thread(s) per actor")
-    print(table(stages, runs, 1 if args.gpu else 0))
-    shutil.rmtree(work, ignore_errors=True)
+    try:
+        videos = args.videos or make_videos(work, args.seqs, args.frames, *args.size)
+        model = args.model or make_model(work / "model.pt", tuple(args.image_size) if args.image_size else None)
+        device = "cuda" if args.gpu else "cpu"
+        untrained = args.detector == "yolo:yolov8n.yaml"  # tiny scores: keep every box so the tracker works
+        cfg = from_dict(PipelineConfig, {
+            "detector": args.detector, "device": device, "amp": args.gpu,  # fp16 detection and embedding on GPU
+            "detection": {"imgsz": args.imgsz, "device": "0" if args.gpu else "cpu", "max_det": 25, "half": args.gpu}
+            | ({"conf": 0.0} if untrained else {}),
+            "tracker": {"min_conf": 0.0, "birth_conf": 0.0} if untrained else {}})
+        threads = 1 if args.gpu else max(1, args.cpus // 2)
+        torch.set_num_threads(threads)  # what one actor gets (Ray sets OMP_NUM_THREADS to its CPUs)
+        stages = isolated_stages(sorted(videos.glob("*.mp4")), cfg, model)
+        runs = {} if args.stages_only else bulk_runs(videos, work, cfg, model, args, threads)
+        where = torch.cuda.get_device_name() if args.gpu else "cpu"
+        crop_size = tuple(load_model(model)[1]["model_config"]["image_size"])
+        print(f"\n{int(stages['frames'])} frames in {len(list(videos.glob('*.mp4')))} videos, detector {args.detector} "
+              f"at {args.imgsz}, re-id crops {crop_size}, {where}, {threads} torch thread(s) per actor")
+        print(table(stages, runs, 1 if args.gpu else 0))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

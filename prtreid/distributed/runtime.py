@@ -65,7 +65,8 @@ def start_local_ray(num_cpus: int = 2, tmpdir: str | Path | None = None, *, num_
     if ray.is_initialized():
         return {"address": ray.get_runtime_context().gcs_address}
     _loopback_only()
-    tmp = Path(tmpdir) if tmpdir else Path(tempfile.mkdtemp(prefix="ray-"))
+    short = "/tmp" if os.path.isdir("/tmp") else None  # TMPDIR can be long (macOS: /var/folders/...)
+    tmp = Path(tmpdir) if tmpdir else Path(tempfile.mkdtemp(prefix="ray-", dir=short))
     tmp.mkdir(parents=True, exist_ok=True)
     os.environ["RAY_TMPDIR"] = str(tmp)
     kwargs: dict[str, Any] = {"address": "local", "num_cpus": num_cpus, "include_dashboard": include_dashboard,
