@@ -183,12 +183,13 @@ def tune_tracker(space: SearchSpace, base: PipelineConfig, sequences: str | Path
         out, sweep, resume, work_dir: as :func:`tune_losses`.
     """
     _check_root(space, PipelineConfig)
-    if not find_sequences(shared_path(sequences)):
+    sequences = shared_path(sequences)
+    if not find_sequences(sequences):
         raise FileNotFoundError(f"{sequences}: no SoccerNet sequence folder")
     check_model(model, base.detector)  # local or s3://, staged by each trial
     weights = sweep.objective or TRACKER_OBJECTIVE
     trainable = tune.with_parameters(trials.tracker_trial, pipeline=dataclasses.asdict(base),
-                                     sequences=shared_path(sequences),
+                                     sequences=sequences,
                                      model=None if model is None else _absolute(model), weights=weights)
     return _run_sweep(trainable, space, base, out, sweep, resume, work_dir, weights, max_t=1)
 

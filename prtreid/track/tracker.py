@@ -249,12 +249,12 @@ class PRTTracker:
             return None, None, None
         if np.ndim(appearance.feats) != 3 or len(appearance.feats) != n_dets:
             raise ValueError(f"Appearance.feats must be ({n_dets}, P, D), got {np.shape(appearance.feats)}")
-        shapes = {"vis": f"({n_dets}, {np.shape(appearance.feats)[1]})", "team": f"({n_dets}, Dt)"}
-        for name, value in (("vis", appearance.vis), ("team", appearance.team)):
-            expected = np.shape(appearance.feats)[:2] if name == "vis" else None
-            if value is not None and (np.ndim(value) != 2 or len(value) != n_dets
-                                      or (expected is not None and np.shape(value) != expected)):
-                raise ValueError(f"Appearance.{name} must be {shapes[name]}, got {np.shape(value)}")
+        parts = np.shape(appearance.feats)[1]
+        if appearance.vis is not None and np.shape(appearance.vis) != (n_dets, parts):
+            raise ValueError(f"Appearance.vis must be ({n_dets}, {parts}), got {np.shape(appearance.vis)}")
+        team = appearance.team
+        if team is not None and (np.ndim(team) != 2 or len(team) != n_dets):
+            raise ValueError(f"Appearance.team must be ({n_dets}, Dt), got {np.shape(team)}")
         feats = l2_normalize(np.asarray(appearance.feats, dtype=np.float32)[keep])
         vis = (np.ones(feats.shape[:2], np.float32) if appearance.vis is None
                else np.asarray(appearance.vis, dtype=np.float32)[keep])

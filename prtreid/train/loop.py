@@ -153,8 +153,7 @@ def fit(cfg: ExperimentConfig, store: str | Path, out_dir: str | Path,
     checkpoint = Path(rt.resume_from or out_dir / CHECKPOINT)
     saved = load_checkpoint(checkpoint) if checkpoint.exists() else None
     budgeted = cfg.train.budget_minutes > 0
-    if budgeted:  # a resumed budgeted run keeps the epoch count it chose, and so its LR schedule
-        cfg = _with_epochs(cfg, saved_epochs(saved) or cfg.train.epochs)
+    cfg = _as_resumed(cfg, saved)
     if saved is not None:
         _check_same_run(checkpoint, saved, cfg, meta)
     optimizer = build_optimizer(model, cfg.train)
@@ -217,6 +216,14 @@ def _with_epochs(cfg: ExperimentConfig, epochs: int) -> ExperimentConfig:
     scale = epochs / cfg.train.epochs
     milestones = tuple(sorted(max(1, round(m * scale)) for m in cfg.train.milestones))  # equal ones: both decays
     return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=epochs, milestones=milestones))
+
+
+def _as_resumed(cfg: ExperimentConfig, saved: dict[str, Any] | None) -> ExperimentConfig:
+    """``cfg`` as a run resumed from ``saved`` trains it: a budgeted run keeps the epoch count it chose,
+    and so its LR schedule."""
+    if cfg.train.budget_minutes <= 0:
+        return cfg
+    return _with_epochs(cfg, saved_epochs(saved) or cfg.train.epochs)
 
 
 def _cut_to_budget(cfg: ExperimentConfig, first_epoch_s: float) -> ExperimentConfig:
@@ -327,9 +334,7 @@ def check_resumable(out_dir: str | Path, cfg: ExperimentConfig) -> None:
     if not path.exists():
         return
     saved = load_checkpoint(path)
-    if cfg.train.budget_minutes > 0:  # as fit compares it: with the epochs the budget chose
-        cfg = _with_epochs(cfg, saved_epochs(saved) or cfg.train.epochs)
-    diffs = _settings_differences(saved, cfg)
+    diffs = _settings_differences(saved, _as_resumed(cfg, saved))
     if diffs:
         raise _mismatch(path, diffs)
 
