@@ -11,6 +11,7 @@ partial file, so "the file exists" can serve as a completion marker.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import tempfile
@@ -23,8 +24,12 @@ from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
 
+from prtreid.errors import ConfigError
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+_PERMANENT = (FileNotFoundError, PermissionError, NotADirectoryError, IsADirectoryError)
+_PERMANENT_ERRNO = (errno.ENAMETOOLONG, errno.EROFS)
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # read once: mkstemp's files are 0600, a finished file gets the usual mode
 
@@ -75,9 +80,9 @@ def split_uri(uri: str, endpoint: str | None = None) -> tuple[pafs.FileSystem, s
     if uri.startswith("s3://"):
         return s3_filesystem(endpoint), uri[len("s3://"):].rstrip("/")
     if uri.startswith("s3:/"):  # what pathlib.Path makes of s3://: never a local folder named "s3:"
-        raise ValueError(f"{uri!r}: an S3 URI needs two slashes (s3://bucket/prefix)")
+        raise ConfigError(f"{uri!r}: an S3 URI needs two slashes (s3://bucket/prefix)")
     if "://" in uri and not uri.startswith("file://"):
-        raise ValueError(f"unsupported storage URI {uri!r} (a local path or s3://bucket/prefix)")
+        raise ConfigError(f"unsupported storage URI {uri!r} (a local path or s3://bucket/prefix)")
     path = os.path.abspath(uri[len("file://"):] if uri.startswith("file://") else uri)
     return pafs.LocalFileSystem(), path
 
@@ -149,6 +154,21 @@ class Storage:
         if info.type == pafs.FileType.NotFound:
             raise FileNotFoundError(f"{self.uri}: no such bucket {bucket!r}")
 
+    def check_writable(self) -> None:
+        """Fail now, not after hours of work, where results cannot be written (writes and removes a probe).
+
+        Raises:
+            FileNotFoundError: no such bucket.
+            ConfigError: the root cannot be written (a file in the way, no permission, a read-only disk).
+        """
+        self.check_bucket()
+        probe = ".prtreid-write-probe"
+        try:
+            self.write_bytes(probe, b"")
+            self.delete(probe)
+        except OSError as exc:
+            raise ConfigError(f"{self.uri}: cannot write there ({type(exc).__name__}: {exc})") from None
+
     def _write_once(self, name: str, data: bytes) -> None:
         if self.is_local:
             atomic_write_bytes(self.path(name), data)
@@ -161,7 +181,7 @@ class Storage:
             try:
                 return fn()
             except (OSError, ConnectionError) as exc:
-                permanent = isinstance(exc, (FileNotFoundError, PermissionError)) or any(
+                permanent = isinstance(exc, _PERMANENT) or getattr(exc, "errno", None) in _PERMANENT_ERRNO or any(
                     code in str(exc) for code in ("NO_SUCH_BUCKET", "ACCESS_DENIED"))  # S3 errors no retry mends
                 if permanent or attempt == self.retries:
                     raise

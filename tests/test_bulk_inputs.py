@@ -113,20 +113,6 @@ def test_finished_files_get_the_usual_mode(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- driver-side pieces (no Ray)
 
-def test_plan_skips_complete_results_and_optionally_failed_ones(tmp_path: Path) -> None:
-    from prtreid.distributed.track import plan
-
-    out = Storage(str(tmp_path))
-    out.write_text("a.summary.json", "{}")
-    out.write_text("b.txt", "partial: no completion marker")
-    out.write_text("failures/c.json", "{}")
-    entries = [VideoEntry(f"/in/{n}.mp4", n) for n in "abcd"]
-    todo, skipped = plan(entries, out)
-    assert [e.name for e in todo] == ["b", "c", "d"] and [e.name for e in skipped] == ["a"]
-    todo, skipped = plan(entries, out, retry_failed=False)
-    assert [e.name for e in todo] == ["b", "d"] and [e.name for e in skipped] == ["a", "c"]
-
-
 def test_report_sums_stages_over_videos() -> None:
     from prtreid.distributed.report import BulkReport, VideoRecord
 
@@ -140,13 +126,6 @@ def test_report_sums_stages_over_videos() -> None:
     assert report.stage_fps["embed"] == 30.0 and report.stage_fps["decode"] is None
     assert report.failures == [{"name": "c", "uri": "u", "status": "failed", "error": "FrameError: x"}]
     assert "2 done, 1 skipped, 1 failed of 4 inputs" in report.format()
-
-
-def test_driver_checks_fail_early_and_clearly(tmp_path: Path) -> None:
-    from prtreid.distributed.track import check_model
-
-    with pytest.raises(FileNotFoundError, match="no such model file"):
-        check_model(str(tmp_path / "model.pt"))
 
 
 def test_yolo_weights_load_from_s3_and_a_missing_object_fails_early(s3_server: str, tmp_path: Path) -> None:

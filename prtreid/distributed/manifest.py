@@ -36,12 +36,14 @@ import pyarrow.parquet as pq
 
 from prtreid.data.frames import VIDEO_SUFFIXES
 from prtreid.data.soccernet import SEQINFO
-from prtreid.errors import FormatError
+from prtreid.errors import ConfigError, FormatError
 from prtreid.storage import split_uri
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _COMMENT = re.compile(r"\s+#.*$")
+MAX_NAME_BYTES = 200
+"""Longest path component of a result name: 255-byte file names less the suffixes and temporary names."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,8 @@ def check_name(name: str) -> str | None:
         return f"name {name!r} must be a relative key without backslashes or control characters"
     if any(part in ("", ".", "..") for part in name.split("/")):
         return f"name {name!r} has an empty, '.' or '..' path component"
+    if any(len(part.encode("utf-8")) > MAX_NAME_BYTES for part in name.split("/")):
+        return f"name {name[:40]!r}... has a path component over {MAX_NAME_BYTES} bytes: give it a shorter 'name'"
     return None
 
 
@@ -91,14 +95,16 @@ def resolve_uri(raw: str, base: str | None) -> str:
     """An absolute local path or an ``s3://`` URI; relative paths are taken from ``base``.
 
     Raises:
-        ValueError: a URI scheme other than ``s3://`` and ``file://``.
+        ConfigError: a URI scheme other than ``s3://`` and ``file://``, or ``s3:/`` with one slash.
     """
     raw = raw.strip()
     match = _SCHEME.match(raw)
     if match and match.group(1).lower() not in ("s3", "file"):
-        raise ValueError(f"unsupported URI scheme {match.group(1)!r} in {raw!r} (local paths, file:// or s3://)")
+        raise ConfigError(f"unsupported URI scheme {match.group(1)!r} in {raw!r} (local paths, file:// or s3://)")
     if raw.lower().startswith("s3://"):
         return "s3://" + raw[5:].rstrip("/")
+    if raw.lower().startswith("s3:"):  # never meant as a local folder named "s3:"
+        raise ConfigError(f"{raw!r}: an S3 URI needs two slashes (s3://bucket/key)")
     path = raw[len("file://"):] if raw.lower().startswith("file://") else raw
     if base is not None and not posixpath.isabs(path):
         return _join(base, path)
@@ -150,6 +156,9 @@ def parse_csv_manifest(text: str, source: str = "<manifest>", base: str | None =
     reader = csv.DictReader(io.StringIO(text), restkey="\0extra")
     if reader.fieldnames is None or "uri" not in [f.strip() for f in reader.fieldnames]:
         raise FormatError(source, 1, f"a CSV manifest needs a 'uri' column (header: {reader.fieldnames})")
+    header = [f.strip() for f in reader.fieldnames]
+    if len(set(header)) < len(header):
+        raise FormatError(source, 1, f"column names repeat in the header ({', '.join(header)})")
     items: list[tuple[int, VideoEntry]] = []
     for row in reader:
         lineno = reader.line_num
@@ -211,14 +220,25 @@ def list_inputs(prefix: str) -> list[VideoEntry]:
     names = [_relative_name(p, root) for p in paths]
     clashes = {n for n in names if names.count(n) > 1}  # half1.mp4 beside half1.mkv, or SNMOT-1.mp4 beside SNMOT-1/
     entries = [VideoEntry(scheme + p, posixpath.relpath(p, root) if n in clashes else n) for p, n in zip(paths, names)]
+    for entry in entries:
+        if problem := check_name(entry.name):
+            raise FormatError(entry.uri, None, f"{problem} (list this input in a CSV manifest with a 'name')")
     return _unique([(e.uri, e) for e in sorted(entries, key=lambda e: e.name)], prefix)
 
 
 def load_entries(manifest: str | None = None, prefix: str | None = None) -> list[VideoEntry]:
-    """Entries of a manifest or of a prefix listing (exactly one of the two)."""
+    """Entries of a manifest or of a prefix listing (exactly one of the two).
+
+    Raises:
+        FormatError: besides the manifest's own errors, no input at all.
+    """
     if (manifest is None) == (prefix is None):
         raise ValueError("give exactly one of a manifest and an input prefix")
-    return read_manifest(manifest) if manifest is not None else list_inputs(prefix)  # type: ignore[arg-type]
+    entries = read_manifest(manifest) if manifest is not None else list_inputs(prefix)  # type: ignore[arg-type]
+    if not entries:
+        what = "the manifest lists no input" if manifest is not None else "no video file or sequence folder below it"
+        raise FormatError(str(manifest or prefix), None, what)
+    return entries
 
 
 def _entry(raw: str, name: str | None, meta: dict[str, Any], source: str, where: int | str,

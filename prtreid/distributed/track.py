@@ -19,7 +19,9 @@ Reliability:
 
 * idempotent reruns: the driver lists the output once and skips every input whose
   ``<name>.summary.json`` (the completion marker, written last) exists; the actor checks again
-  just before it starts (a retried task whose first attempt had finished writes nothing);
+  just before it starts (a retried task whose first attempt had finished writes nothing). A
+  complete result of another input or another model or settings refuses the run
+  (:mod:`prtreid.distributed.resume`);
 * per-video failures (missing input, corrupt or truncated video, any exception) become records
   ``failures/<name>.json`` instead of stopping the run; a later success removes the record, and an
   unchanged failure is not rewritten;
@@ -55,15 +57,16 @@ from prtreid.config import from_dict
 from prtreid.detect.factory import yolo_weights
 from prtreid.distributed.manifest import VideoEntry, resolve_uri
 from prtreid.distributed.report import BulkReport, VideoRecord
+from prtreid.distributed.resume import SUMMARY_SUFFIX, failure_name, plan, run_key
 from prtreid.distributed.staging import clean_stale, is_remote, staged
+from prtreid.errors import ConfigError
 from prtreid.pipeline.video import PipelineConfig, VideoPipeline, is_complete, write_result
 from prtreid.storage import Storage, split_uri
+from prtreid.train.checkpoint import load_model
 
 log = logging.getLogger(__name__)
 
-FAILURES = "failures"
 REPORT = "_report.json"
-SUMMARY_SUFFIX = ".summary.json"
 
 
 @dataclass(frozen=True)
@@ -92,9 +95,9 @@ class BulkConfig:
 
     def __post_init__(self) -> None:
         if self.actors < 1 or (self.max_actors is not None and self.max_actors < self.actors):
-            raise ValueError("actors must be >= 1 and max_actors >= actors")
+            raise ConfigError("actors must be >= 1 and max_actors >= actors")
         if self.cpus_per_actor < 0 or self.gpus_per_actor < 0:
-            raise ValueError("cpus_per_actor and gpus_per_actor must be >= 0")
+            raise ConfigError("cpus_per_actor and gpus_per_actor must be >= 0")
 
 
 def load_pipeline(cfg: PipelineConfig, model_path: str | Path | None) -> VideoPipeline:
@@ -117,12 +120,14 @@ class TrackActor:
         pipeline: ``dataclasses.asdict`` of a :class:`PipelineConfig` (rebuilt here).
         model_path: PRTReID model file, local or ``s3://`` (``None``: motion-only tracking).
         out: output folder or ``s3://`` prefix.
+        key: the run's :func:`~prtreid.distributed.resume.run_key`, recorded in every summary.
     """
 
-    def __init__(self, pipeline: dict[str, Any], model_path: str | None, out: str) -> None:
+    def __init__(self, pipeline: dict[str, Any], model_path: str | None, out: str, key: str = "") -> None:
         clean_stale()
         cfg = from_dict(PipelineConfig, pipeline, "bulk pipeline config")
         self.detector = cfg.detector  # as given: summaries name the weights' URI, not their staged copy
+        self.key = key
         self.pipeline = load_pipeline(cfg, model_path)
         self.out = Storage(out)
 
@@ -143,7 +148,7 @@ class TrackActor:
             with staged(entry.uri) as path:
                 local = str(path)
                 result = self.pipeline.run(path, name=entry.name, meta=entry.meta)
-            result.summary["source"] = entry.uri
+            result.summary |= {"source": entry.uri, "run_key": self.key}
             result.summary["config"]["detector"] = self.detector
             self.write(result)
         except Exception as exc:  # any per-video error becomes a record; the run goes on
@@ -158,8 +163,7 @@ class TrackActor:
         record = VideoRecord(entry.name, entry.uri, "failed", error=scrub(f"{type(exc).__name__}: {exc}"),
                              seconds_total=seconds)
         log.warning("%s failed: %s", entry.uri, record.error)
-        write_failure(self.out, record, scrub("".join(traceback.format_exception(exc))))
-        return record
+        return write_failure(self.out, record, scrub("".join(traceback.format_exception(exc))))
 
     def write(self, result: Any) -> None:
         """Store one video's results (the summary, the completion marker, last)."""
@@ -167,47 +171,44 @@ class TrackActor:
 
 
 def check_model(model_path: str | Path | None, detector: str = "oracle") -> None:
-    """Fail before any actor starts when a model file is not there (every actor would die loading it).
+    """Fail before any actor starts on model files that every actor would fail to load.
 
-    Checks the PRTReID model and, for ``yolo:s3://...`` detectors, the YOLO weights (local weights
-    are checked by the detector itself, which also accepts model yamls).
+    Loads the PRTReID model once (on the CPU), and checks that ``.pt`` detector weights exist
+    (model yamls are the detector's to check).
 
     Raises:
-        FileNotFoundError: no file at ``model_path`` or at the detector's ``s3://`` weights.
+        FileNotFoundError: no file at ``model_path`` or at the detector's weights.
+        FormatError: ``model_path`` is not a PRTReID model file.
     """
     weights = yolo_weights(detector)
-    remote = [(weights, "detector weights")] if weights and is_remote(weights) else []
-    for uri, what in [(model_path, "model"), *remote]:
-        if uri is None:
-            continue
-        fs, path = split_uri(str(uri))
-        if fs.get_file_info(path).type != pafs.FileType.File:
-            raise FileNotFoundError(f"{uri}: no such {what} file")
+    if weights and (is_remote(weights) or weights.lower().endswith(".pt")):
+        _require_file(weights, "detector weights")
+    if model_path is not None:
+        _require_file(str(model_path), "model")
+        with staged(str(model_path)) as local:
+            load_model(local, "cpu")
 
 
-def failure_name(name: str) -> str:
-    """Relative name of the failure record of result ``name``."""
-    return f"{FAILURES}/{name}.json"
+def _require_file(uri: str, what: str) -> None:
+    fs, path = split_uri(uri)
+    if fs.get_file_info(path).type != pafs.FileType.File:
+        raise FileNotFoundError(f"{uri}: no such {what} file")
 
 
-def write_failure(out: Storage, record: VideoRecord, trace: str = "") -> None:
-    """Write ``failures/<name>.json`` (with the traceback) unless an identical record is already there."""
+def write_failure(out: Storage, record: VideoRecord, trace: str = "") -> VideoRecord:
+    """Write ``failures/<name>.json`` (with the traceback) unless an identical record is already there.
+
+    Returns ``record``, its error extended where the record itself cannot be written (the run goes on).
+    """
     text = json.dumps(record.failure_json() | {"traceback": trace}, indent=2, sort_keys=True)
     key = failure_name(record.name)
-    if out.exists(key) and out.read_bytes(key).decode("utf-8") == text:
-        return
-    out.write_text(key, text)
-
-
-def plan(entries: Sequence[VideoEntry], out: Storage,
-         retry_failed: bool = True) -> tuple[list[VideoEntry], list[VideoEntry]]:
-    """Split entries into (to do, skipped) from one listing of the output."""
-    names = set(out.list())
-    done = {n[: -len(SUMMARY_SUFFIX)] for n in names if n.endswith(SUMMARY_SUFFIX)}
-    failed = {n[len(FAILURES) + 1: -len(".json")] for n in names if n.startswith(f"{FAILURES}/")}
-    skip = done if retry_failed else done | failed
-    todo = [e for e in entries if e.name not in skip]
-    return todo, [e for e in entries if e.name in skip]
+    try:
+        if not (out.exists(key) and out.read_bytes(key).decode("utf-8") == text):
+            out.write_text(key, text)
+    except OSError as exc:
+        log.warning("%s: cannot write its failure record: %s", record.name, exc)
+        return dataclasses.replace(record, error=f"{record.error} (and its failure record: {exc})")
+    return record
 
 
 def track_bulk(entries: Sequence[VideoEntry], out: str, pipeline: PipelineConfig, model_path: str | Path | None = None,
@@ -228,24 +229,29 @@ def track_bulk(entries: Sequence[VideoEntry], out: str, pipeline: PipelineConfig
     out = resolve_uri(str(out), None)
     model_path = resolve_uri(str(model_path), None) if model_path else None
     storage = Storage(out)
-    storage.check_bucket()
+    storage.check_writable()
     check_model(model_path, pipeline.detector)
     start = time.time()
-    todo, skipped = plan(entries, storage, bulk.retry_failed)
-    log.info("%d inputs: %d to track, %d already done", len(entries), len(todo), len(skipped))
-    records = [VideoRecord(e.name, e.uri, "skipped") for e in skipped]
-    if todo:
-        records += _run_dataset(todo, out, pipeline, model_path, bulk, actor_cls)
-    records += _lost(todo, records, storage, bulk)
+    key = run_key(pipeline, model_path)
+    work = plan(entries, storage, key, bulk.retry_failed)
+    log.info("%d inputs: %d to track, %d already done, %d failed before and not retried",
+             len(entries), len(work.todo), len(work.done), len(work.not_retried))
+    records = [VideoRecord(e.name, e.uri, "skipped") for e in work.done]
+    records += [VideoRecord(e.name, e.uri, "failed", error=f"not retried: an earlier run failed here (see "
+                                                           f"{storage.url(failure_name(e.name))})")
+                for e in work.not_retried]
+    if work.todo:
+        records += _run_dataset(work.todo, out, pipeline, model_path, key, bulk, actor_cls)
+    records += _lost(work.todo, records, storage, bulk)
     report = BulkReport.build(records, out=out, started=start, wall_seconds=time.time() - start,
                               settings={"bulk": dataclasses.asdict(bulk), "detector": pipeline.detector,
-                                        "model": str(model_path) if model_path else None})
+                                        "model": str(model_path) if model_path else None, "run_key": key})
     storage.write_text(REPORT, json.dumps(report.to_dict(), indent=2, default=str))
     return report
 
 
 def _run_dataset(todo: Sequence[VideoEntry], out: str, pipeline: PipelineConfig, model_path: str | Path | None,
-                 bulk: BulkConfig, actor_cls: type[TrackActor]) -> list[VideoRecord]:
+                 key: str, bulk: BulkConfig, actor_cls: type[TrackActor]) -> list[VideoRecord]:
     ds = ray.data.from_items([e.to_row() for e in todo], override_num_blocks=len(todo))  # one video per block
     low = min(bulk.actors, len(todo))  # no actor (and model load) without a video for it
     high = min(bulk.max_actors or bulk.actors, len(todo))
@@ -259,7 +265,7 @@ def _run_dataset(todo: Sequence[VideoEntry], out: str, pipeline: PipelineConfig,
         ds = ds.map_batches(
             actor_cls, batch_size=1, compute=compute,
             fn_constructor_kwargs={"pipeline": dataclasses.asdict(pipeline),
-                                   "model_path": str(model_path) if model_path else None, "out": out},
+                                   "model_path": str(model_path) if model_path else None, "out": out, "key": key},
             num_cpus=bulk.cpus_per_actor, num_gpus=bulk.gpus_per_actor or None,
             max_restarts=bulk.max_restarts, max_task_retries=bulk.max_task_retries,
         )
@@ -290,8 +296,7 @@ def _lost(todo: Sequence[VideoEntry], records: Sequence[VideoRecord], out: Stora
         record = VideoRecord(entry.name, entry.uri, "failed",
                              error=f"WorkerDied: no result came back from {attempts} at this input (the "
                                    "worker process died, or writing its result failed)")
-        write_failure(out, record)
-        lost.append(record)
+        lost.append(write_failure(out, record))
     return lost
 
 
@@ -312,5 +317,19 @@ def run_bulk(out: str, pipeline: PipelineConfig, *, manifest: str | None = None,
     from prtreid.distributed.runtime import connect
 
     entries = load_entries(manifest, prefix)
-    connect(address)
+    check_gpus(bulk, private=connect(address)["local"])
     return track_bulk(entries, out, pipeline, model_path, bulk)
+
+
+def check_gpus(bulk: BulkConfig, private: bool) -> None:
+    """Refuse GPU actors that a private local Ray can never place (Ray would wait for ever).
+
+    A cluster may gain GPU nodes from its autoscaler, so there the same case is only a warning.
+    """
+    gpus = ray.cluster_resources().get("GPU", 0.0)
+    if bulk.gpus_per_actor <= gpus:
+        return
+    message = f"--gpus-per-actor {bulk.gpus_per_actor}: the Ray cluster has {gpus:g} GPUs"
+    if private:
+        raise ConfigError(f"{message} (a local Ray on this machine): use --gpus-per-actor 0")
+    log.warning("%s now; the actors wait until a node with a GPU joins", message)

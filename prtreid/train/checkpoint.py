@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from prtreid.config import from_dict, to_plain
+from prtreid.errors import FormatError
 from prtreid.model.prtreid import ModelConfig, PRTReID
 from prtreid.storage import atomic_path
 
@@ -47,14 +48,29 @@ def save_model(path: Path, model: nn.Module, meta: dict[str, Any], metrics: dict
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[PRTReID, dict[str, Any]]:
-    """Rebuild a :class:`PRTReID` from a model file or a training checkpoint, in eval mode."""
-    blob = torch.load(str(path), map_location="cpu", weights_only=True)
-    if not isinstance(blob, dict) or "meta" not in blob:
-        raise ValueError(f"{path}: not a prtreid model file or checkpoint")
+    """Rebuild a :class:`PRTReID` from a model file or a training checkpoint, in eval mode.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        FormatError: the file is not a PRTReID model file or checkpoint.
+    """
+    not_ours = "not a prtreid model file or checkpoint"
+    try:
+        blob = torch.load(str(path), map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # torch raises many types for a file it cannot read
+        raise FormatError(path, None, f"{not_ours} ({type(exc).__name__}: {exc})") from None
+    if not isinstance(blob, dict) or not isinstance(blob.get("meta"), dict) or not (
+            {"model_config", "num_roles", "num_ids"} <= blob["meta"].keys() and ({"state_dict", "model"} & blob.keys())):
+        raise FormatError(path, None, not_ours)
     meta = blob["meta"]
     cfg = from_dict(ModelConfig, meta["model_config"], f"{path} (model_config)")
     model = PRTReID.from_config(cfg, num_roles=meta["num_roles"], num_ids=meta["num_ids"])
-    model.load_state_dict(blob["state_dict"] if "state_dict" in blob else blob["model"])
+    try:
+        model.load_state_dict(blob["state_dict"] if "state_dict" in blob else blob["model"])
+    except RuntimeError as exc:
+        raise FormatError(path, None, f"its weights do not fit its model_config ({str(exc).splitlines()[0]})") from None
     return model.to(device).eval(), meta
 
 
