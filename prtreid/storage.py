@@ -155,13 +155,18 @@ class Storage:
             raise FileNotFoundError(f"{self.uri}: no such bucket {bucket!r}")
 
     def check_writable(self) -> None:
-        """Fail now, not after hours of work, where results cannot be written (writes and removes a probe).
+        """Fail now, not after hours of work, where results cannot be written.
+
+        A local root gets a probe file, written and removed; an ``s3://`` root only its bucket
+        checked (a probe object would leave versions behind in a versioned bucket).
 
         Raises:
             FileNotFoundError: no such bucket.
-            ConfigError: the root cannot be written (a file in the way, no permission, a read-only disk).
+            ConfigError: a local root cannot be written (a file in the way, no permission, a read-only disk).
         """
         self.check_bucket()
+        if not self.is_local:
+            return
         probe = ".prtreid-write-probe"
         try:
             self.write_bytes(probe, b"")
