@@ -33,11 +33,13 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from prtreid.config import from_dict, load_yaml
+from prtreid.config import from_dict, load_yaml, yaml_float
 from prtreid.errors import ConfigError
 
 T = TypeVar("T")
 ParamType = Literal["float", "int", "categorical"]
+_INT_CHECK_ALL = 512
+"""Integer ranges with fewer values than this have every value checked against the field."""
 _SPEC_KEYS = frozenset({"type", "low", "high", "log", "step", "choices", "default"})
 _SCALARS = (bool, int, float, str, type(None))
 
@@ -206,6 +208,8 @@ def _build_param(key: str, kind: str, spec: Mapping[str, Any], hint: Any, where:
         raise ConfigError(f"{where}: a log-scale parameter needs low > 0, got {low}")
     if step is not None and (step <= 0 or (log and (kind == "float" or step != 1))):
         raise ConfigError(f"{where}: step must be positive, and with log at most 1 (ints) or absent (floats)")
+    if step is not None and not math.isclose((high - low) / step, round((high - low) / step)):
+        raise ConfigError(f"{where}: high - low ({high - low:g}) must be a multiple of step ({step:g})")
     default = spec.get("default")
     if default is not None:
         default = _number(default, number, f"{where}: default", required=True)
@@ -233,6 +237,8 @@ def _categorical(key: str, spec: Mapping[str, Any], where: str) -> Param:
 def _values_to_check(p: Param) -> list[tuple[str, Any]]:
     if p.type == "categorical":
         values = [(f"choices[{i}]", c) for i, c in enumerate(p.choices)]
+    elif p.type == "int" and (p.high - p.low) // (p.step or 1) < _INT_CHECK_ALL:  # odd-only fields and the like
+        values = [("value", v) for v in range(p.low, p.high + 1, p.step or 1)]
     else:
         values = [("low", p.low), ("high", p.high)]
     return values + ([("default", p.default)] if p.default is not None else [])
@@ -243,6 +249,8 @@ def _number(value: Any, kind: type, where: str, required: bool) -> Any:
         if required:
             raise ConfigError(f"{where}: missing")
         return None
+    if kind is float:
+        value = yaml_float(value)
     ok = isinstance(value, (int, float)) if kind is float else isinstance(value, int)
     if isinstance(value, bool) or not ok or (kind is float and not math.isfinite(value)):
         raise ConfigError(f"{where}: expected {'a number' if kind is float else 'an integer'}, got {value!r}")

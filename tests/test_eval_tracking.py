@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import re
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from prtreid.cli import main as cli
 from prtreid.data.soccernet import format_mot, write_sequence
 from prtreid.data.types import MotTable, SeqInfo, Sequence, TrackInfo
+from prtreid.errors import FormatError
 from prtreid.eval.tracking import COMBINED, evaluate_tracking, iou_matrix
 
 
@@ -117,6 +122,92 @@ def test_missing_prediction_is_a_clear_error(tmp_path: Path) -> None:
     root = _write(tmp_path / "gt", _gt())
     with pytest.raises(FileNotFoundError, match="SNMOT-777.txt"):
         evaluate_tracking(root, tmp_path / "nothing")
+
+
+BAD_ROWS = [  # (file, a row that replaces the table's 5th row, the error it must raise)
+    pytest.param("pred", "2,-1,10,100,40,90,1,-1,-1,-1", "track id -1 is negative", id="pred-negative-id"),
+    pytest.param("gt", "2,-1,10,100,40,90,1,-1,-1,-1", "track id -1 is negative", id="gt-negative-id"),
+    pytest.param("pred", "2,1e30,10,100,40,90,1,-1,-1,-1", r"track id is not a whole number in 0\.\.2\*\*53",
+                 id="pred-huge-id"),
+    pytest.param("gt", "2,1e30,10,100,40,90,1,-1,-1,-1", r"track id is not a whole number in 0\.\.2\*\*53",
+                 id="gt-huge-id"),
+    pytest.param("pred", "1,1,10,100,40,90,1,-1,-1,-1", "frame 1 has track id 1 twice", id="pred-repeat"),
+    pytest.param("gt", "1,1,10,100,40,90,1,-1,-1,-1", "frame 1 has track id 1 twice", id="gt-repeat"),
+    pytest.param("pred", "31,1,10,100,40,90,1,-1,-1,-1", r"frame 31 is outside the sequence's frames 1\.\.30",
+                 id="pred-late-frame"),
+]
+
+
+@pytest.mark.parametrize(("which", "row", "message"), BAD_ROWS)
+def test_rows_trackeval_would_misread_are_refused_at_their_line(tmp_path: Path, which: str, row: str,
+                                                                 message: str) -> None:
+    gt = _gt()
+    root = _write(tmp_path / "gt", gt)
+    _predict(tmp_path / "pred", gt)
+    path = root / "SNMOT-777" / "gt" / "gt.txt" if which == "gt" else tmp_path / "pred" / "SNMOT-777.txt"
+    lines = path.read_text().splitlines()
+    lines[4] = row
+    path.write_text("\n\n" + "\n".join(lines) + "\n")  # blank lines first: the 5th row is on line 7
+    with pytest.raises(FormatError, match=rf"^{re.escape(str(path))}:7: {message}"):
+        evaluate_tracking(root, tmp_path / "pred")
+
+
+def test_large_ids_are_scored_in_memory_that_does_not_grow_with_them(tmp_path: Path) -> None:
+    gt = _gt()
+    root = _write(tmp_path / "gt", MotTable(gt.frame, gt.track_id * 99_999_999_999, gt.box, gt.conf))
+    ids = np.where((gt.frame > 15) & (gt.track_id < 3), 3 - gt.track_id, gt.track_id) + 2**52  # 1 and 2 swap
+    _predict(tmp_path / "pred", MotTable(gt.frame, ids, gt.box, gt.conf))
+    res = evaluate_tracking(root, tmp_path / "pred")["SNMOT-777"]  # trackeval alone allocates 2**52 floats
+    assert res["DetA"] == pytest.approx(1.0) and res["IDSW"] == 2 and res["AssA"] < 0.8
+
+
+def _gamestate(folder: Path, seq_length: int) -> Path:
+    """A Game State sequence folder: 3 frames, 2 players; its prediction (``SNGS-001.txt``) is the truth."""
+    images = [{"image_id": str(f), "file_name": f"{f:06d}.jpg", "width": 640, "height": 360} for f in (1, 2, 3)]
+    anns = [{"image_id": str(f), "track_id": t, "bbox_image": {"x": 100.0 * t, "y": 50.0, "w": 20.0, "h": 40.0},
+             "attributes": {"role": "player", "team": "left"}} for f in (1, 2, 3) for t in (1, 2)]
+    doc = {"info": {"name": "SNGS-001", "seq_length": seq_length}, "images": images, "annotations": anns}
+    (folder / "gt" / "SNGS-001").mkdir(parents=True)
+    (folder / "gt" / "SNGS-001" / "Labels-GameState.json").write_text(json.dumps(doc))
+    (folder / "pred").mkdir()
+    (folder / "pred" / "SNGS-001.txt").write_text("".join(f"{f},{t},{100 * t},50,20,40,1,-1,-1,-1\n"
+                                                          for f in (1, 2, 3) for t in (1, 2)))
+    return folder / "gt"
+
+
+def test_game_state_frames_beyond_its_length_are_refused(tmp_path: Path) -> None:
+    assert evaluate_tracking(_gamestate(tmp_path / "ok", 3), tmp_path / "ok" / "pred")["SNGS-001"]["HOTA"] == 1.0
+    root = _gamestate(tmp_path / "short", 2)
+    path = re.escape(str(root / "SNGS-001" / "Labels-GameState.json"))
+    with pytest.raises(FormatError, match=rf"^{path} \[annotations\]: frame 3 is outside the sequence's frames 1\.\.2"):
+        evaluate_tracking(root, tmp_path / "short" / "pred")
+
+
+def test_two_ground_truth_sequences_of_one_name_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    gt = _gt()
+    _write(tmp_path / "a", gt)
+    _write(tmp_path / "b", gt)
+    (tmp_path / "gt").mkdir()
+    shutil.move(tmp_path / "a" / "SNMOT-777", tmp_path / "gt" / "first")
+    shutil.move(tmp_path / "b" / "SNMOT-777", tmp_path / "gt" / "second")
+    _predict(tmp_path / "pred", gt)
+    assert cli(["eval-tracking", "--gt", str(tmp_path / "gt"), "--pred", str(tmp_path / "pred")]) == 2
+    first, second = (tmp_path / "gt" / name / "seqinfo.ini" for name in ("first", "second"))
+    assert capsys.readouterr().err == (f"prtreid eval-tracking: error: {second} [name]: sequence name 'SNMOT-777' "
+                                       f"is also the name of {first}\n")
+
+
+def test_a_tracks_table_without_boxes_or_not_parquet_is_refused(tmp_path: Path) -> None:
+    gt = _gt()
+    root = _write(tmp_path / "gt", gt)
+    _predict(tmp_path / "pred", gt, {1: 0, 2: 1, 3: None}, {1: "player", 2: "player", 3: "referee"})
+    path = tmp_path / "pred" / "SNMOT-777.tracks.parquet"
+    pd.read_parquet(path).drop(columns=["left", "frame", "team"]).to_parquet(path)
+    with pytest.raises(FormatError, match=rf"^{re.escape(str(path))}: missing column\(s\) frame, left \(has: "):
+        evaluate_tracking(root, tmp_path / "pred")
+    path.write_text("frame,left\n1,2\n")
+    with pytest.raises(FormatError, match=rf"^{re.escape(str(path))}: not a Parquet table"):
+        evaluate_tracking(root, tmp_path / "pred")
 
 
 def test_iou_matrix() -> None:

@@ -252,10 +252,13 @@ def test_synth_command_sets_any_config_field(tmp_path: Path, capsys: pytest.Capt
 
 def test_crops_command_takes_any_experiment_config(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     data = tmp_path / "data"
-    assert cli(["synth", "--out", str(data), "--seqs", "1", "--frames", "2", "--width", "160", "--height", "90"]) == 0
+    assert cli(["synth", "--out", str(data), "--seqs", "1", "--frames", "2", "--width", "480", "--height", "270"]) == 0
     gpu = Path(__file__).resolve().parents[1] / "configs" / "train_gpu_resnet50.yaml"  # no crops section
     assert cli(["crops", "--data", str(data), "--out", str(tmp_path / "crops"), "--config", str(gpu)]) == 0
     (tmp_path / "bad.yaml").write_text("crops: [1, 2]\n")
     assert cli(["crops", "--data", str(data), "--out", str(tmp_path / "c2"), "--config", str(tmp_path / "bad.yaml")]) == 2
-    assert "bad.yaml (crops): CropConfig: expected a mapping, got list" in capsys.readouterr().err
+    assert "bad.yaml: crops: expected a mapping, got [1, 2]" in capsys.readouterr().err
+    (tmp_path / "typo.yaml").write_text("crops:\n  max_per_identity: 2\ntrain:\n  epochz: 3\n")  # checked whole
+    assert cli(["crops", "--data", str(data), "--out", str(tmp_path / "c3"), "--config", str(tmp_path / "typo.yaml")]) == 2
+    assert "typo.yaml: unknown key train.epochz" in capsys.readouterr().err
 

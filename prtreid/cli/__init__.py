@@ -11,8 +11,11 @@ from prtreid.cli import data, reid, track
 from prtreid.errors import ConfigError, FormatError, FrameError
 
 _MODULES = (data, reid, track)
-INPUT_ERRORS = (FormatError, ConfigError, FileNotFoundError, FrameError)
-"""Bad input or settings: a command prints their message (file, line or key) on one line, no traceback."""
+INPUT_ERRORS = (FormatError, ConfigError, FileNotFoundError, FrameError,
+                FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError)
+"""Bad input or settings: a command prints their message (file, line or key) on one line, no traceback.
+
+The path errors are a file where an output folder goes, or a folder or file the user cannot write."""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -56,13 +56,15 @@ def run_crops(args: argparse.Namespace) -> int:
 
     from prtreid.config import from_dict, load_yaml
     from prtreid.data.crops import CropConfig, build_crops
-    from prtreid.train.config import ExperimentConfig
+    from prtreid.train.config import ExperimentConfig, experiment_from_dict
 
     raw = load_yaml(args.config) if args.config else {}
     sections = {f.name for f in dataclasses.fields(ExperimentConfig)}
     experiment = bool(sections & set(raw))  # an experiment file (its crops section) or a bare CropConfig
-    section = raw.get("crops", {}) if experiment else raw
-    cfg = from_dict(CropConfig, section, f"{args.config} (crops)") if args.config else CropConfig()
+    if experiment:  # validated whole: a typo beside the crops section is an error, not ignored
+        cfg = experiment_from_dict(raw, str(args.config)).crops
+    else:
+        cfg = from_dict(CropConfig, raw, f"{args.config} (crops)") if args.config else CropConfig()
     progress, close = bar("crops", unit="seq")
     try:
         summary = build_crops(args.data, args.out, cfg, progress=progress)

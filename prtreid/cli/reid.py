@@ -71,7 +71,7 @@ def run_train(args: argparse.Namespace) -> int:
     from prtreid.train.config import load_experiment
     from prtreid.train.loop import check_resumable, fit
 
-    overrides = list(args.overrides) + ([f"train.epochs={args.epochs}"] if args.epochs else [])
+    overrides = list(args.overrides) + ([f"train.epochs={args.epochs}"] if args.epochs is not None else [])
     cfg = load_experiment(args.config, overrides)
     check_resumable(args.out, cfg)  # before RUN/crops is rebuilt for settings the checkpoint does not hold
     store = crop_store(args.data, args.out / "crops", cfg.crops)
@@ -87,6 +87,8 @@ def run_eval(args: argparse.Namespace) -> int:
     from prtreid.data.crops import CropConfig
     from prtreid.model.prtreid import inference_layout
     from prtreid.train.checkpoint import load_model
+    from prtreid.errors import FormatError
+    from prtreid.train.config import TrainConfig
     from prtreid.train.evaluate import evaluate_store
     from prtreid.train.loop import resolve_device
 
@@ -97,7 +99,11 @@ def run_eval(args: argparse.Namespace) -> int:
         cfg = dataclasses.replace(CropConfig(), eval_fraction=1.0, roles=tuple(meta["role_names"]))
         store = crop_store(args.data, Path(tmp), cfg)
         metrics = evaluate_store(model, store, device, image_size=tuple(meta["model_config"]["image_size"]),
-                                 role_names=tuple(meta["role_names"]))
+                                 role_names=tuple(meta["role_names"]), min_frame_gap=TrainConfig.min_frame_gap)
+    if metrics["num_queries"] == 0:
+        raise FormatError(str(args.data), None, f"no query crop has a gallery crop of the same person at least "
+                                                f"{TrainConfig.min_frame_gap} frames away in its clip, so mAP and "
+                                                "rank-1 are undefined: evaluate longer clips")
     report = {k: metrics[k] for k in REPORT_KEYS}
     if not args.json:
         report |= {k: metrics[k] for k in ("rank5", "num_queries", "team_acc_per_sequence", "role_acc_crop",

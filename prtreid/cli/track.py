@@ -79,6 +79,25 @@ def expand_inputs(paths: list[Path]) -> list[Path]:
     return out
 
 
+def check_unique_names(inputs: list[Path]) -> None:
+    """Refuse inputs whose results would share a name (and overwrite each other), before any work.
+
+    Raises:
+        ConfigError: two inputs with one result name (a sequence's ``seqinfo.ini`` name, a video's stem).
+        FrameError: an input that cannot be opened.
+    """
+    from prtreid.data.frames import open_frames
+    from prtreid.errors import ConfigError
+
+    seen: dict[str, Path] = {}
+    for path in inputs:
+        name = open_frames(path).info.name
+        if name in seen:
+            raise ConfigError(f"{path} and {seen[name]} would both write the results named {name!r}: "
+                              "track them into separate --out folders")
+        seen[name] = path
+
+
 def run_track(args: argparse.Namespace) -> int:
     """``prtreid track``."""
     import dataclasses
@@ -90,6 +109,7 @@ def run_track(args: argparse.Namespace) -> int:
     if args.detector:
         cfg = dataclasses.replace(cfg, detector=args.detector)
     inputs = expand_inputs(args.input)
+    check_unique_names(inputs)
     out = Storage(args.out)
     out.check_bucket()
     pipeline = VideoPipeline(cfg, args.model)
@@ -123,17 +143,19 @@ def run_eval_tracking(args: argparse.Namespace) -> int:
 
 def run_render(args: argparse.Namespace) -> int:
     """``prtreid render``."""
-    import pandas as pd
-
     from prtreid.data.frames import open_frames
-    from prtreid.pipeline.render import render
+    from prtreid.errors import ConfigError
+    from prtreid.eval.tracking import read_tracks
+    from prtreid.pipeline.render import COLUMNS, render
 
+    if args.max_frames is not None and args.max_frames < 1:
+        raise ConfigError(f"--max-frames must be 1 or more, got {args.max_frames} (leave it out for every frame)")
     name = args.name or open_frames(args.input).info.name
     table = args.pred / f"{name}.tracks.parquet"
     if not table.is_file():
         raise FileNotFoundError(f"{table}: no such file (the --pred folder of `prtreid track`; --name picks "
                                 "another result than the input's name)")
-    tracks = pd.read_parquet(table)
+    tracks = read_tracks(table, COLUMNS)
     n = render(args.input, tracks, args.out, args.max_frames)
     print(f"wrote {n} frames to {args.out}")
     return 0

@@ -148,21 +148,22 @@ def build_crops(data_dir: str | Path, out_dir: str | Path, cfg: CropConfig | Non
                 progress: ProgressFn | None = None) -> CropSummary:
     """Cut the crops of every sequence below ``data_dir`` into a crop store at ``out_dir``.
 
-    Each frame image (and part map) is read once. The index is removed first and written last,
-    through a temporary file, so an interrupted build never leaves an index that looks complete.
-    The store's own ``images/`` and ``masks/`` folders are emptied first: a rebuild keeps no crop
-    of an earlier build.
+    Each frame image (and part map) is read once. Once every sequence has loaded (so a mistyped
+    ``data_dir`` or a malformed annotation leaves an existing store as it was), the index is removed,
+    and it is written last, through a temporary file, so an interrupted build never leaves an index
+    that looks complete. The store's own ``images/`` and ``masks/`` folders are emptied first: a
+    rebuild keeps no crop of an earlier build.
 
     Raises:
         FileNotFoundError: ``data_dir`` does not exist.
-        FormatError: a sequence or one of its frames is malformed or missing.
-        ValueError: two sequences share a name.
+        FormatError: a sequence or one of its frames is malformed or missing, two sequences share
+            a name, or no sequence has a ground-truth box to crop.
     """
     cfg = cfg or CropConfig()
+    sequences = _load_sequences(data_dir)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / INDEX_FILE).unlink(missing_ok=True)
-    sequences = _load_sequences(data_dir)
     for folder in (CROP_FOLDER, MASK_FOLDER):
         shutil.rmtree(out_dir / folder, ignore_errors=True)
     held_out = eval_sequences([s.name for s in sequences], cfg.eval_fraction, cfg.seed)
@@ -175,6 +176,10 @@ def build_crops(data_dir: str | Path, out_dir: str | Path, cfg: CropConfig | Non
             frames.append(rows)
         if progress is not None:
             progress(n, len(sequences), seq.name)
+    if not frames:
+        raise FormatError(str(data_dir), None, "no ground-truth box to crop in any sequence (gt/gt.txt or "
+                                               "Labels-GameState.json), or every box was filtered out by the crop "
+                                               "settings")
     index = _finish_index(frames)
     summary = CropSummary.from_index(index, cfg.roles)
     atomic_write_bytes(out_dir / SUMMARY_FILE, json.dumps(summary.to_dict(), indent=2).encode())
@@ -241,10 +246,12 @@ def _load_sequences(data_dir: str | Path) -> list[Sequence]:
     sequences = [load_sequence(p, load_det=False) for p in find_sequences(data_dir)]
     if not sequences:
         raise FileNotFoundError(f"{data_dir}: no sequence folders (with seqinfo.ini or Labels-GameState.json)")
-    names = [s.name for s in sequences]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise ValueError(f"{data_dir}: several sequences are named {dupes[0]!r}")
+    first: dict[str, Sequence] = {}
+    for seq in sequences:
+        if seq.name in first:
+            raise FormatError(str(data_dir), None, f"two sequences are named {seq.name!r} "
+                                                   f"({first[seq.name].root} and {seq.root}): names key the crops")
+        first[seq.name] = seq
     return sorted(sequences, key=lambda s: s.name)
 
 

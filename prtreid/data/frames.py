@@ -51,6 +51,9 @@ class SequenceFrames:
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if image is None:
                 raise FrameError(f"{path}: missing or unreadable frame {frame}")
+            if image.shape[:2] != (self.info.height, self.info.width):
+                raise FrameError(f"{path}: frame {frame} is {image.shape[1]}x{image.shape[0]}, and {SEQINFO} "
+                                 f"says {self.info.width}x{self.info.height}")
             yield frame, image
 
 

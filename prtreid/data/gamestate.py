@@ -51,6 +51,8 @@ def _load_json(path: Path) -> dict[str, Any]:
         raise FormatError(path, None, "file not found") from None
     except json.JSONDecodeError as exc:
         raise FormatError(path, exc.lineno, f"invalid JSON: {exc.msg}") from None
+    except UnicodeDecodeError as exc:
+        raise FormatError(path, None, f"not UTF-8 text (byte {exc.start}: {exc.reason})") from None
     if not isinstance(doc, dict):
         raise FormatError(path, None, "expected a JSON object at the top level")
     return doc

@@ -208,7 +208,7 @@ def read_mot(path: Path) -> MotTable:
     """
     rows: list[tuple[float, ...]] = []
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
     except FileNotFoundError:
         raise FormatError(path, None, "file not found") from None
     except UnicodeDecodeError as exc:

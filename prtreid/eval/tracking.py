@@ -19,19 +19,27 @@ from __future__ import annotations
 import contextlib
 import io
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import trackeval
 from scipy.optimize import linear_sum_assignment
 
-from prtreid.data.soccernet import find_sequences, format_mot, load_sequence, read_mot
+from prtreid.data.soccernet import GT_FILE, SEQINFO, find_sequences, format_mot, load_sequence, read_mot
 from prtreid.data.types import TEAMS, MotTable, Sequence, TrackInfo
+from prtreid.errors import FormatError
 
 TRACKER_NAME = "prtreid"
 COMBINED = "COMBINED"
+GAMESTATE_FILE = "Labels-GameState.json"
+BOX_COLUMNS = ("frame", "left", "top", "width", "height")
+"""Columns of a ``.tracks.parquet`` table that team and role scoring needs (``team``/``role`` are optional)."""
+MAX_ID = 2**53
+"""Largest track id: MOT text is read as float64, which holds whole numbers exactly only up to 2**53."""
 
 
 def evaluate_tracking(gt_root: str | Path, pred_dir: str | Path) -> dict[str, dict[str, float]]:
@@ -40,19 +48,27 @@ def evaluate_tracking(gt_root: str | Path, pred_dir: str | Path) -> dict[str, di
     Keys per sequence: ``HOTA``, ``DetA``, ``AssA``, ``MOTA``, ``IDF1``, and, when the
     prediction has a ``<seq>.tracks.parquet`` with team/role columns, ``team_acc``/``role_acc``
     (and ``keeper_team_acc`` where a goalkeeper of a team is seen).
+
+    Raises:
+        FormatError: two sequences of one name, or a table trackeval would misread (see :func:`table_problem`),
+            or a tracks table that is not Parquet or lacks a box column.
+        FileNotFoundError: no sequence with ground truth, or a sequence without a prediction.
     """
     pred_dir = Path(pred_dir)
     seqs = [load_sequence(p, load_det=False) for p in find_sequences(gt_root)]
     seqs = [s for s in seqs if s.gt is not None]
     if not seqs:
         raise FileNotFoundError(f"{gt_root}: no sequence with ground truth")
-    preds = {s.name: _read_prediction(pred_dir, s.name) for s in seqs}
+    _check_unique_names(seqs)
+    for s in seqs:
+        _check_gt(s)
+    preds = {s.name: _read_prediction(pred_dir, s) for s in seqs}
     results = hota_metrics({s.name: s.gt for s in seqs}, preds, {s.name: s.info.seq_length for s in seqs})
     totals = {"team": [0, 0], "role": [0, 0], "keeper_team": [0, 0]}
     for s in seqs:
         table = pred_dir / f"{s.name}.tracks.parquet"
         if table.exists():
-            acc = attribute_accuracy(s, pd.read_parquet(table))
+            acc = attribute_accuracy(s, read_tracks(table, BOX_COLUMNS))
             results[s.name] |= {k: v for k, v in acc.items() if not k.startswith("_")}
             for key in totals:
                 totals[key][0] += acc[f"_{key}_correct"]
@@ -63,24 +79,129 @@ def evaluate_tracking(gt_root: str | Path, pred_dir: str | Path) -> dict[str, di
     return results
 
 
-def _read_prediction(pred_dir: Path, name: str) -> MotTable:
-    path = pred_dir / f"{name}.txt"
+def read_tracks(path: Path, columns: Iterable[str]) -> pd.DataFrame:
+    """A ``.tracks.parquet`` table of ``prtreid track``, checked to hold ``columns``.
+
+    Raises:
+        FormatError: the file is not a Parquet table, or lacks some of ``columns`` (all of them named).
+    """
+    try:
+        table = pd.read_parquet(path)
+    except pa.ArrowException as exc:
+        raise FormatError(path, None, f"not a Parquet table ({exc})") from None
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise FormatError(path, None, f"missing column(s) {', '.join(missing)} "
+                                      f"(has: {', '.join(map(str, table.columns)) or 'none'})")
+    return table
+
+
+def table_problem(table: MotTable, seq_length: int) -> tuple[int, str] | None:
+    """The first row (0-based, in file order) that trackeval would misread, and why; ``None`` if none.
+
+    trackeval indexes arrays by track id and frame: a track id must be a whole number in 0..``MAX_ID``
+    (-1 would index the largest id), a frame must lie in 1..``seq_length``, and a (frame, id) pair may
+    appear once.
+    """
+    bad_id = (table.track_id < 0) | (table.track_id > MAX_ID)
+    bad_frame = (table.frame < 1) | (table.frame > seq_length)
+    bad = np.flatnonzero(bad_id | bad_frame | _repeats(table))
+    if not len(bad):
+        return None
+    row = int(bad[0])
+    frame, tid = int(table.frame[row]), int(table.track_id[row])
+    if bad_id[row]:
+        if -MAX_ID <= tid < 0:
+            return row, f"track id {tid} is negative (ids are whole numbers 0 or more)"
+        return row, f"track id is not a whole number in 0..2**53 (frame {frame})"
+    if bad_frame[row]:
+        return row, f"frame {frame} is outside the sequence's frames 1..{seq_length} (track id {tid})"
+    return row, f"frame {frame} has track id {tid} twice"
+
+
+def _repeats(table: MotTable) -> np.ndarray:
+    """True on every row whose (frame, track id) pair an earlier row has."""
+    order = np.lexsort((table.track_id, table.frame))  # stable: a repeat sorts after its first row
+    same = (np.diff(table.frame[order]) == 0) & (np.diff(table.track_id[order]) == 0)
+    out = np.zeros(len(table), bool)
+    out[order[1:][same]] = True
+    return out
+
+
+def check_mot(table: MotTable, seq_length: int, path: Path) -> None:
+    """Refuse a table read from the MOT file ``path`` that trackeval would misread.
+
+    Raises:
+        FormatError: at the line of the first bad row (see :func:`table_problem`).
+    """
+    problem = table_problem(table, seq_length)
+    if problem:
+        raise FormatError(path, _line_number(path, problem[0]), problem[1])
+
+
+def _line_number(path: Path, row: int) -> int:
+    """1-based line of the ``row``-th table row of a MOT file (:func:`read_mot` skips blank lines)."""
+    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    return [n for n, line in enumerate(lines, start=1) if line.strip()][row]
+
+
+def _check_gt(seq: Sequence) -> None:
+    """Refuse ground truth that trackeval would misread; a Game State file is named by its annotations."""
+    if (seq.root / SEQINFO).exists():
+        check_mot(seq.gt, seq.info.seq_length, seq.root / GT_FILE)
+        return
+    problem = table_problem(seq.gt, seq.info.seq_length)
+    if problem:
+        raise FormatError(seq.root / GAMESTATE_FILE, "annotations", problem[1])
+
+
+def _check_unique_names(seqs: list[Sequence]) -> None:
+    """Refuse two ground-truth sequences of one name: both would be scored against one prediction."""
+    seen: dict[str, Path] = {}
+    for s in seqs:
+        path, key = _name_source(s)
+        if s.name in seen:
+            raise FormatError(path, key, f"sequence name {s.name!r} is also the name of {seen[s.name]}")
+        seen[s.name] = path
+
+
+def _name_source(seq: Sequence) -> tuple[Path, str]:
+    """The file and key that a sequence's name comes from."""
+    if (seq.root / SEQINFO).exists():
+        return seq.root / SEQINFO, "name"
+    return seq.root / GAMESTATE_FILE, "info.name"
+
+
+def _read_prediction(pred_dir: Path, seq: Sequence) -> MotTable:
+    path = pred_dir / f"{seq.name}.txt"
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no prediction for sequence {name}")
-    return read_mot(path)
+        raise FileNotFoundError(f"{path}: no prediction for sequence {seq.name}")
+    table = read_mot(path)
+    check_mot(table, seq.info.seq_length, path)
+    return table
+
+
+def _dense_ids(table: MotTable) -> MotTable:
+    """``table`` with its track ids renumbered 0..n-1: trackeval sizes arrays by the largest id."""
+    ids = np.unique(table.track_id, return_inverse=True)[1].reshape(-1)
+    return MotTable(table.frame, ids.astype(np.int64), table.box, table.conf)
 
 
 def hota_metrics(gt: dict[str, MotTable], pred: dict[str, MotTable],
                  lengths: dict[str, int]) -> dict[str, dict[str, float]]:
-    """Run trackeval on in-memory tables; returns metrics per sequence and ``COMBINED``."""
+    """Run trackeval on in-memory tables; returns metrics per sequence and ``COMBINED``.
+
+    Track ids only need to be distinct: each table's are renumbered densely, so memory does not grow with them.
+    Tables are expected to pass :func:`table_problem`.
+    """
     with tempfile.TemporaryDirectory(prefix="prtreid-trackeval-") as tmp:
         root = Path(tmp)
         for name, table in gt.items():
             (root / "gt" / name / "gt").mkdir(parents=True)
-            (root / "gt" / name / "gt" / "gt.txt").write_text(format_mot(table))
+            (root / "gt" / name / "gt" / "gt.txt").write_text(format_mot(_dense_ids(table)))
             out = root / "trackers" / TRACKER_NAME / "data" / f"{name}.txt"
             out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(format_mot(pred[name]))
+            out.write_text(format_mot(_dense_ids(pred[name])))
         raw = _run_trackeval(root, lengths)
     return {(COMBINED if seq == "COMBINED_SEQ" else seq): _summarise(res["pedestrian"]) for seq, res in raw.items()}
 

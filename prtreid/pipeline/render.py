@@ -16,6 +16,8 @@ ROLE_COLOURS = {"goalkeeper": (0, 215, 255), "referee": (20, 20, 20), "other": (
                 "ball": (255, 255, 255)}
 ROLE_TAGS = {"player": "", "goalkeeper": "GK", "referee": "REF", "other": "OTH", "ball": "BALL"}
 UNKNOWN = (200, 200, 200)
+COLUMNS = ("frame", "track_id", "left", "top", "width", "height", "team", "role")
+"""Columns of a ``.tracks.parquet`` table that :func:`render` draws."""
 
 
 def colour_of(team: object, role: object) -> tuple[int, int, int]:
@@ -45,7 +47,10 @@ def draw_frame(image: np.ndarray, rows: pd.DataFrame) -> np.ndarray:
 
 
 def render(source: str | Path, tracks: pd.DataFrame, out: str | Path, max_frames: int | None = None) -> int:
-    """Draw ``tracks`` (a ``.tracks.parquet`` table) over the frames of ``source``; returns frames written."""
+    """Draw ``tracks`` (a ``.tracks.parquet`` table with :data:`COLUMNS`) over the frames of ``source``.
+
+    ``max_frames`` (``None``: all) stops after that frame number; returns the number of frames written.
+    """
     frames = open_frames(source)
     by_frame = dict(tuple(tracks.groupby("frame")))
     empty = tracks.iloc[:0]

@@ -80,6 +80,8 @@ class PipelineConfig:
     def __post_init__(self) -> None:
         if self.batch_frames < 1:
             raise ConfigError(f"batch_frames: must be at least 1, got {self.batch_frames}")
+        if not self.cmc_downscale > 0:
+            raise ConfigError(f"cmc_downscale: must be positive, got {self.cmc_downscale}")
         if self.interpolate_gap < 0:
             raise ConfigError(f"interpolate_gap: must be 0 (off) or positive, got {self.interpolate_gap}")
         if self.smooth_window != 0 and (self.smooth_window < 5 or self.smooth_window % 2 == 0):

@@ -20,6 +20,7 @@ from prtreid.model.prtreid import ModelConfig, PRTReID
 from prtreid.storage import atomic_path
 
 FORMAT_VERSION = 1
+_CHECKPOINT_KEYS = {"meta", "model", "optimizer", "scheduler", "scaler", "epoch", "history", "experiment"}
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
@@ -55,12 +56,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[PR
         FormatError: the file is not a PRTReID model file or checkpoint.
     """
     not_ours = "not a prtreid model file or checkpoint"
-    try:
-        blob = torch.load(str(path), map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as exc:  # torch raises many types for a file it cannot read
-        raise FormatError(path, None, f"{not_ours} ({type(exc).__name__}: {exc})") from None
+    blob = _torch_load(path, not_ours)
     if not isinstance(blob, dict) or not isinstance(blob.get("meta"), dict) or not (
             {"model_config", "num_roles", "num_ids"} <= blob["meta"].keys() and ({"state_dict", "model"} & blob.keys())):
         raise FormatError(path, None, not_ours)
@@ -91,5 +87,26 @@ def save_checkpoint(path: Path, *, model: nn.Module, optimizer: torch.optim.Opti
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a training checkpoint written by :func:`save_checkpoint` (``weights_only``)."""
-    return torch.load(str(path), map_location="cpu", weights_only=True)
+    """Read a training checkpoint written by :func:`save_checkpoint` (``weights_only``).
+
+    Raises:
+        FormatError: the file is not such a checkpoint.
+    """
+    blob = _torch_load(path, "not a prtreid training checkpoint")
+    if not isinstance(blob, dict):
+        raise FormatError(path, None, f"not a prtreid training checkpoint (a {type(blob).__name__})")
+    missing = sorted(_CHECKPOINT_KEYS - blob.keys())
+    if missing:
+        raise FormatError(path, None, f"not a prtreid training checkpoint (missing: {', '.join(missing)})")
+    return blob
+
+
+def _torch_load(path: str | Path, not_ours: str) -> Any:
+    """``torch.load(weights_only=True)`` on the CPU; a file torch cannot read is a FormatError."""
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # torch raises many types for a file it cannot read
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise FormatError(path, None, f"{not_ours} ({type(exc).__name__}: {first})") from None

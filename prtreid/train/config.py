@@ -75,15 +75,17 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.epochs < 1:
             raise ConfigError(f"train.epochs: must be at least 1, got {self.epochs}")
-        if self.lr <= 0:
+        if not self.lr > 0:  # written so that NaN fails too
             raise ConfigError(f"train.lr: must be positive, got {self.lr}")
-        if self.budget_minutes < 0:
+        if not self.weight_decay >= 0:
+            raise ConfigError(f"train.weight_decay: must be 0 or positive, got {self.weight_decay}")
+        if not self.budget_minutes >= 0:
             raise ConfigError(f"train.budget_minutes: must be 0 (off) or positive, got {self.budget_minutes}")
         for name in ("eval_every", "batch_eval"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name}: must be at least 1, got {getattr(self, name)}")
         for name in ("warmup_factor", "min_lr_factor", "gamma"):  # factors of the learning rate
-            if getattr(self, name) <= 0:
+            if not getattr(self, name) > 0:
                 raise ConfigError(f"train.{name}: must be positive, got {getattr(self, name)}")
 
 

@@ -10,7 +10,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from prtreid.data.crops import read_crop_index
 from prtreid.data.reid_dataset import ReidDataset
+from prtreid.errors import ConfigError
 from prtreid.eval.reid import part_distance, reid_metrics, role_metrics, team_accuracy
 from prtreid.track.context import RoleContext, contextual_roles
 
@@ -48,10 +50,9 @@ def evaluate_store(model: nn.Module, store: str | Path, device: torch.device, *,
     the sequence's crops: a kit seen on several people in one frame is a team kit, whose wearers are
     players), and ``role_acc_crop`` is the accuracy of the role head on each crop alone.
     """
+    check_eval_splits(store)
     query = ReidDataset(store, "query", image_size=image_size, train=False, role_names=role_names)
     gallery = ReidDataset(store, "gallery", image_size=image_size, train=False, role_names=role_names)
-    if len(query) == 0 or len(gallery) == 0:
-        raise ValueError(f"{store}: the crop store has no query/gallery crops (eval_fraction 0?)")
     q = extract(model, query, device, batch_size, num_workers)
     g = extract(model, gallery, device, batch_size, num_workers)
     dist = part_distance(q["feats"], q["vis"], g["feats"], g["vis"]).numpy()
@@ -70,6 +71,20 @@ def evaluate_store(model: nn.Module, store: str | Path, device: torch.device, *,
     out |= role_metrics(pred, roles, role_names)
     out["role_acc_crop"] = float((logits.argmax(1) == roles).mean()) if len(roles) else 0.0
     return out
+
+
+def check_eval_splits(store: str | Path) -> None:
+    """Fail (before training) where a crop store has nothing to evaluate on.
+
+    Raises:
+        ConfigError: no query or no gallery crop.
+    """
+    counts = read_crop_index(store)["split"].value_counts()
+    missing = [s for s in ("query", "gallery") if counts.get(s, 0) == 0]
+    if missing:
+        raise ConfigError(f"{store}: the crop store has no {' and no '.join(missing)} crops to evaluate on: "
+                          "crops.eval_fraction must be above 0, and the data must hold at least two sequences "
+                          "(whole sequences are held out)")
 
 
 def _roles_in_context(logits: np.ndarray, team_emb: np.ndarray, matches: np.ndarray, frames: np.ndarray,

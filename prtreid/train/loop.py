@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import math
 import random
+import re
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -35,7 +36,7 @@ from prtreid.model.prtreid import PRTReID
 from prtreid.train.budget import cpu_bf16_native, epochs_within, saved_epochs, slowest_rank
 from prtreid.train.checkpoint import load_checkpoint, model_meta, save_checkpoint, save_model, unwrap
 from prtreid.train.config import ExperimentConfig, TrainConfig
-from prtreid.train.evaluate import evaluate_store
+from prtreid.train.evaluate import check_eval_splits, evaluate_store
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +45,17 @@ MODEL = "model.pt"
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` means CUDA when available, else CPU."""
+    """``auto`` means CUDA when available, else CPU.
+
+    Raises:
+        ConfigError: a name other than ``auto``, ``cpu``, ``cuda`` and ``cuda:N``, or CUDA where there is none.
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name != "cpu" and not re.fullmatch(r"cuda(:\d+)?", name):
+        raise ConfigError(f"device {name!r}: use auto, cpu, cuda or cuda:N")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r}: this machine has no CUDA GPU that torch can use")
     return torch.device(name)
 
 
@@ -139,6 +148,7 @@ def fit(cfg: ExperimentConfig, store: str | Path, out_dir: str | Path,
     role_names = cfg.crops.roles
     train_set = ReidDataset(store, "train", image_size=cfg.model.image_size, augment=cfg.augment,
                             role_names=role_names)
+    check_eval_splits(store)
     sampler = MatchBatchSampler.from_dataset(train_set, cfg.sampler, rank=rt.rank, world_size=rt.world_size)
     loader = DataLoader(train_set, batch_sampler=sampler, num_workers=cfg.train.num_workers,
                         pin_memory=device.type == "cuda", persistent_workers=cfg.train.num_workers > 0)
