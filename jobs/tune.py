@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     from prtreid.distributed import tune
     from prtreid.distributed.runtime import connect
 
-    connect(args.address)
+    tune.check_resources(sweep, private=connect(args.address)["local"])
     if args.kind == "losses":
         summary = tune.tune_losses(space, base, args.data, args.out, sweep, resume=args.resume,
                                    work_dir=args.work_dir)

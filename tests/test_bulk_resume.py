@@ -126,16 +126,19 @@ def test_models_that_cannot_load_are_refused_on_the_driver(tmp_path: Path) -> No
     check_model(str(tiny_model(tmp_path / "ok.pt", seed=0)), "yolo:yolov8n.yaml")
 
 
-def test_gpu_actors_on_a_private_ray_without_gpus_are_refused(ray_session: dict,
-                                                              caplog: pytest.LogCaptureFixture) -> None:
-    from prtreid.distributed.track import BulkConfig, check_gpus
+def test_resource_requests_a_private_ray_cannot_place_are_refused(ray_session: dict,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    from prtreid.distributed.runtime import check_fits
+    from prtreid.distributed.track import BulkConfig
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    with pytest.raises(ConfigError, match="--gpus-per-actor 0.5: the Ray cluster has 0 GPUs"):
-        check_gpus(BulkConfig(gpus_per_actor=0.5), private=True)
-    check_gpus(BulkConfig(gpus_per_actor=0.5), private=False)
-    assert "actors wait until a node with a GPU joins" in caplog.text
-    check_gpus(BulkConfig(), private=True)
+    with pytest.raises(ConfigError, match=r"an actor asks for 0.5 GPU \(the Ray cluster has 0\): a local Ray"):
+        check_fits({"CPU": 1, "GPU": 0.5}, True, "an actor")
+    with pytest.raises(ConfigError, match=r"asks for 3 CPU \(the Ray cluster has 2\)"):
+        check_fits({"cpu": 3}, True, "a trial")
+    check_fits({"CPU": 1, "GPU": 0.5}, False, "an actor")
+    assert "it waits until a node that has them joins" in caplog.text
+    check_fits({"CPU": 2, "GPU": 0}, True, "an actor")
     with pytest.raises(ConfigError, match="actors must be >= 1"):
         BulkConfig(actors=0)

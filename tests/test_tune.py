@@ -74,6 +74,51 @@ def test_inputs_no_trial_could_read_are_refused_before_ray(synth_data: Path, s3_
     assert not (tmp_path / "o").exists()
 
 
+def test_sweep_settings_every_trial_would_fail_on_are_refused_before_ray(synth_data: Path, tmp_path: Path) -> None:
+    from prtreid.distributed.tune import SweepConfig, tune_losses, tune_tracker
+
+    tracker = parse_space({"tracker.n_init": {"type": "int", "low": 1, "high": 3}}, PipelineConfig)
+    out = str(tmp_path / "o")
+    for sweep, words in ((SweepConfig(objective={"HOTAA": 1.0}), "sweep.objective: the trials report no metric 'HOTAA'"),
+                         (SweepConfig(pareto=("HOTA", "IDFF1")), "sweep.pareto: the trials report no metric 'IDFF1'"),
+                         (SweepConfig(objective={"team_acc": 1.0}), "no metric 'team_acc'")):  # no model: no teams
+        with pytest.raises(ConfigError, match=words):
+            tune_tracker(tracker, PipelineConfig(), synth_data, None, out, sweep)
+    epochs = parse_space({"train.epochs": {"type": "int", "low": 1, "high": 3}}, ExperimentConfig)
+    with pytest.raises(ConfigError, match="train.epochs cannot be searched: every trial trains train.epochs"):
+        tune_losses(epochs, ExperimentConfig(), synth_data, out, SweepConfig())
+    assert not (tmp_path / "o").exists()
+    with pytest.raises(ConfigError, match="grace_period: must be at least 1"):
+        SweepConfig(grace_period=0)
+    with pytest.raises(ConfigError, match="resources must be positive CPUs"):
+        SweepConfig(trial_resources={"cpu": 0.0})
+    with pytest.raises(ConfigError, match="resources must be positive CPUs"):
+        SweepConfig(trial_resources={"cpu": 1.0, "gpu": -1.0})
+
+
+def test_a_resume_keeps_the_study_it_names_searched_as_it_started(tmp_path: Path) -> None:
+    db = studies.open_storage(studies.sqlite_url(tmp_path / "s.db"))
+    study = studies.open_study(db, "s", ["maximize"], ["objective"])
+    with pytest.raises(ConfigError, match="no study 'z' in here \\(it holds s\\): pass its --name"):
+        studies.check_study_exists(db, "z", "here")
+    with pytest.raises(ConfigError, match="exists with directions"):
+        studies.open_study(db, "s", ["maximize", "maximize"], ["HOTA", "IDF1"])
+    space = parse_space({"tracker.n_init": {"type": "int", "low": 1, "high": 3}}, PipelineConfig)
+    study.tell(study.ask(space.distributions()), 0.5)
+    studies.check_same_space(study, parse_space({"tracker.n_init": {"type": "int", "low": 1, "high": 5}},
+                                                PipelineConfig))  # a wider range: Optuna takes it
+    as_choices = parse_space({"tracker.n_init": {"type": "categorical", "choices": [1, 2]}}, PipelineConfig)
+    with pytest.raises(ConfigError, match="tracker.n_init: .* searched it as IntDistribution"):
+        studies.check_same_space(study, as_choices)
+    setup = {"objective_weights": {"HOTA": 1.0}, "pareto": [], "base": studies.comparable(PipelineConfig())}
+    studies.check_same_setup(study, setup)
+    studies.check_same_setup(study, setup | {"base": studies.comparable(PipelineConfig(device="cpu"))})
+    with pytest.raises(ConfigError, match=r"another base config \(interpolate_gap: 10 then\)"):
+        studies.check_same_setup(study, setup | {"base": studies.comparable(PipelineConfig(interpolate_gap=3))})
+    with pytest.raises(ConfigError, match=r"another objective weights \(\{'HOTA': 1.0\}\)"):
+        studies.check_same_setup(study, setup | {"objective_weights": {"HOTA": 2.0}})
+
+
 def test_the_baseline_is_the_base_config_where_the_space_holds_it() -> None:
     space = parse_space({"train.lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True, "default": 3e-4},
                          "train.epochs": {"type": "int", "low": 2, "high": 10, "step": 2, "default": 4},
@@ -209,8 +254,16 @@ def loss_sweep(ray_session, tiny, tmp_path_factory: pytest.TempPathFactory) -> d
         tune_losses(space, base_experiment(), tiny["crops"], str(out), dataclasses.replace(sweep, num_samples=4))
     with pytest.raises(ConfigError, match="already holds a study"):
         tune_losses(space, base_experiment(), tiny["crops"], str(out), dataclasses.replace(sweep, name="other"))
-    final = tune_losses(space, base_experiment(), tiny["crops"], str(out),
-                        dataclasses.replace(sweep, num_samples=4), resume=True)
+    more = dataclasses.replace(sweep, num_samples=4)
+    with pytest.raises(ConfigError, match=r"no study 'losess' .*\(it holds losses\)"):  # would write over the folder
+        tune_losses(space, base_experiment(), tiny["crops"], str(out), dataclasses.replace(more, name="losess"),
+                    resume=True)
+    with pytest.raises(ConfigError, match="another objective weights"):  # scores would not compare
+        tune_losses(space, base_experiment(), tiny["crops"], str(out), dataclasses.replace(more, objective={"mAP": 1}),
+                    resume=True)
+    with pytest.raises(ConfigError, match=r"another base config \(train.epochs: 2 then\)"):
+        tune_losses(space, base_experiment(epochs=3), tiny["crops"], str(out), more, resume=True)
+    final = tune_losses(space, base_experiment(), tiny["crops"], str(out), more, resume=True)
     return {"out": out, "space": space, "first": first, "final": final, "stale": stale.number,
             "stale_params": stale.params}
 

@@ -24,6 +24,7 @@ from typing import Any
 import pyarrow.fs as pafs
 import ray
 
+from prtreid.errors import ConfigError
 from prtreid.storage import split_uri
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,26 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> dict[str
         return dict(context.address_info) | {"local": False}
     info = start_local_ray(num_cpus or os.cpu_count() or 1)  # training moves no data through the store
     return info | {"local": True}
+
+
+def check_fits(request: dict[str, float], private: bool, what: str) -> None:
+    """Refuse a per-task resource request (``{"CPU": 1, "GPU": 0.5}``) that a private local Ray can never place.
+
+    Ray would wait for ever. A cluster may gain nodes from its autoscaler, so there the same case
+    is a warning only.
+
+    Raises:
+        ConfigError: ``private`` and the request exceeds this machine's Ray resources.
+    """
+    have = ray.cluster_resources()
+    short = {k.upper(): v for k, v in request.items() if v > have.get(k.upper(), 0.0)}
+    if not short:
+        return
+    message = f"{what} asks for " + ", ".join(f"{v:g} {k} (the Ray cluster has {have.get(k, 0.0):g})"
+                                              for k, v in short.items())
+    if private:
+        raise ConfigError(f"{message}: a local Ray on this machine could never start it")
+    log.warning("%s now; it waits until a node that has them joins", message)
 
 
 def stop_ray() -> None:

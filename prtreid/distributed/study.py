@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import logging
 import math
 import sqlite3
@@ -31,6 +32,8 @@ import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from prtreid.config import to_plain
+from prtreid.errors import ConfigError
+from prtreid.search_space import SearchSpace
 from prtreid.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -62,7 +65,7 @@ def open_study(storage: optuna.storages.BaseStorage, name: str, directions: Sequ
     study = optuna.create_study(storage=storage, study_name=name, directions=list(directions),
                                 load_if_exists=True)
     if [d.name.lower() for d in study.directions] != list(directions):
-        raise ValueError(f"study {name!r} exists with directions {study.directions}, not {list(directions)}")
+        raise ConfigError(f"study {name!r} exists with directions {study.directions}, not {list(directions)}")
     if study.metric_names is None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -242,3 +245,69 @@ def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
+RUNTIME_KEYS = {"train.device", "train.num_workers", "train.batch_eval", "device", "amp", "batch_frames",
+                "detection.device", "detection.batch", "detection.half"}
+"""Base settings a resumed sweep may change: where and how fast trials run, not what they compute."""
+
+
+def check_same_space(study: optuna.Study, space: SearchSpace) -> None:
+    """A resumed study must be searched over the same parameters, of the same kinds, it started with."""
+    first = next((t for t in study.get_trials(deepcopy=False) if t.distributions), None)
+    if first is None:
+        return
+    if set(first.distributions) != set(space.keys):
+        raise ConfigError(f"{space.source}: the parameters differ from those of study {study.study_name!r} "
+                          f"({', '.join(sorted(first.distributions))})")
+    for key, dist in space.distributions().items():
+        try:
+            optuna.distributions.check_distribution_compatibility(first.distributions[key], dist)
+        except ValueError as exc:
+            raise ConfigError(f"{space.source}: {key}: {exc} (study {study.study_name!r} searched it as "
+                              f"{first.distributions[key]})") from None
+
+
+def check_study_exists(db: optuna.storages.BaseStorage, name: str, where: str) -> None:
+    """A resume names a study of the database (a misspelt name would start a new one over the folder's results).
+
+    Raises:
+        ConfigError: ``where`` (the database, for the message) holds other studies and not ``name``.
+    """
+    names = optuna.get_all_study_names(storage=db)
+    if names and name not in names:
+        raise ConfigError(f"resume: no study {name!r} in {where} (it holds {', '.join(sorted(names))}): "
+                          "pass its --name")
+
+
+def check_same_setup(study: optuna.Study, setup: dict[str, Any]) -> None:
+    """Record the objective and base config of a new study; refuse a resume under others.
+
+    Raises:
+        ConfigError: naming what differs (for the base config, its first differing keys).
+    """
+    for key, value in setup.items():
+        before = study.user_attrs.get(key)
+        if before is None:
+            study.set_user_attr(key, value)
+        elif before != value:
+            if key == "base":
+                keys = sorted(k for k in before.keys() | value.keys() if before.get(k) != value.get(k))
+                what = "base config (" + ", ".join(f"{k}: {before.get(k)!r} then" for k in keys[:5]) + ")"
+            else:
+                what = f"{key.replace('_', ' ')} ({before!r})"
+            raise ConfigError(f"sweep {study.study_name!r} was started with another {what}: resume it with the "
+                              "same --objective, --pareto, --config and --set, or start another sweep")
+
+
+def comparable(base: Any) -> dict[str, Any]:
+    """A base config as flat ``{dotted key: value}`` (JSON types), without :data:`RUNTIME_KEYS`."""
+    flat: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        for key, value in node.items():
+            if isinstance(value, dict):
+                walk(value, f"{prefix}{key}.")
+            elif f"{prefix}{key}" not in RUNTIME_KEYS:
+                flat[f"{prefix}{key}"] = value
+
+    walk(json.loads(json.dumps(dataclasses.asdict(base), default=str)), "")
+    return flat

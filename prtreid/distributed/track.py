@@ -314,22 +314,9 @@ def run_bulk(out: str, pipeline: PipelineConfig, *, manifest: str | None = None,
         address: a Ray cluster to join (default: ``RAY_ADDRESS``, else a local Ray is started).
     """
     from prtreid.distributed.manifest import load_entries
-    from prtreid.distributed.runtime import connect
+    from prtreid.distributed.runtime import check_fits, connect
 
     entries = load_entries(manifest, prefix)
-    check_gpus(bulk, private=connect(address)["local"])
+    check_fits({"CPU": bulk.cpus_per_actor, "GPU": bulk.gpus_per_actor}, connect(address)["local"],
+               "an actor (--cpus-per-actor, --gpus-per-actor)")
     return track_bulk(entries, out, pipeline, model_path, bulk)
-
-
-def check_gpus(bulk: BulkConfig, private: bool) -> None:
-    """Refuse GPU actors that a private local Ray can never place (Ray would wait for ever).
-
-    A cluster may gain GPU nodes from its autoscaler, so there the same case is only a warning.
-    """
-    gpus = ray.cluster_resources().get("GPU", 0.0)
-    if bulk.gpus_per_actor <= gpus:
-        return
-    message = f"--gpus-per-actor {bulk.gpus_per_actor}: the Ray cluster has {gpus:g} GPUs"
-    if private:
-        raise ConfigError(f"{message} (a local Ray on this machine): use --gpus-per-actor 0")
-    log.warning("%s now; the actors wait until a node with a GPU joins", message)

@@ -13,6 +13,7 @@ Every report holds the trial's scalar metrics plus ``objective``, the weighted s
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from prtreid.distributed.staging import clean_stale, scratch
 from prtreid.distributed.track import load_pipeline
 from prtreid.distributed.train import train_worker  # the worker loop of train_distributed, reused as is
 from prtreid.distributed.train import local_store
+from prtreid.errors import ConfigError
 from prtreid.eval.tracking import COMBINED, evaluate_tracking
 from prtreid.pipeline.video import PipelineConfig, write_result
 from prtreid.search_space import apply_point
@@ -38,6 +40,11 @@ LOSS_OBJECTIVE: dict[str, float] = {"mAP": 0.5, "team_acc": 0.25, "role_acc": 0.
 """Default objective of loss sweeps: re-id mAP, team and role accuracy on the held-out split."""
 TRACKER_OBJECTIVE: dict[str, float] = {"HOTA": 1.0}
 """Default objective of tracker sweeps."""
+LOSS_METRICS = ("mAP", "rank1", "rank5", "team_acc", "role_acc", "role_macro_f1", "role_acc_crop")
+"""What a loss trial reports that an objective may weigh (every epoch's evaluation)."""
+TRACKER_METRICS = ("HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW")
+"""What a tracker trial reports that an objective may weigh; with a model also :data:`ATTRIBUTE_METRICS`."""
+ATTRIBUTE_METRICS = ("team_acc", "role_acc", "keeper_team_acc")
 
 
 def objective_value(metrics: dict[str, Any], weights: dict[str, float]) -> float:
@@ -111,3 +118,16 @@ def tracker_trial(config: dict[str, Any], *, pipeline: dict[str, Any], sequences
             write_result(runner.run(seq), out)
         metrics = evaluate_tracking(sequences, tmp)[COMBINED]
     tune.report(trial_metrics(metrics, weights) | {"epoch": 1})
+
+
+def check_metrics(weights: dict[str, float], pareto: Sequence[str], reported: Sequence[str]) -> None:
+    """Refuse objective or Pareto metrics that the sweep's trials do not report (every trial would fail).
+
+    Raises:
+        ConfigError: naming the unknown metric and the known ones.
+    """
+    for option, names in (("objective", weights), ("pareto", pareto)):
+        unknown = [m for m in names if m not in reported]
+        if unknown:
+            raise ConfigError(f"sweep.{option}: the trials report no metric {unknown[0]!r} "
+                              f"(they report {', '.join(reported)})")

@@ -57,10 +57,11 @@ from sqlalchemy.engine import make_url
 from prtreid.data.soccernet import find_sequences
 from prtreid.distributed import study as studies
 from prtreid.distributed import trials
-from prtreid.distributed.runtime import storage_for_ray
+from prtreid.distributed.runtime import check_fits, storage_for_ray
 from prtreid.distributed.track import check_model
 from prtreid.distributed.train import shared_path
-from prtreid.distributed.trials import LOSS_OBJECTIVE, TRACKER_OBJECTIVE
+from prtreid.distributed.trials import (ATTRIBUTE_METRICS, LOSS_METRICS, LOSS_OBJECTIVE, TRACKER_METRICS,
+                                       TRACKER_OBJECTIVE)
 from prtreid.errors import ConfigError
 from prtreid.pipeline.video import PipelineConfig
 from prtreid.search_space import SearchSpace
@@ -76,6 +77,8 @@ STUDY_DB = "study.db"
 DDP_RUNS = "ray/_train_runs"
 """Ray Train runs of ``TorchTrainer`` trials (checkpoints for in-trial recovery; deleted after a sweep)."""
 SUMMARY = "summary.json"
+TRIAL_LENGTH_KEYS = ("train.epochs", "train.eval_every", "train.budget_minutes")
+"""Not searchable in a losses space: every trial trains ``train.epochs`` epochs, so ASHA can compare them."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,12 @@ class SweepConfig:
             raise ConfigError(f"sweep.workers_per_trial: must be >= 0, got {self.workers_per_trial}")
         if any(not math.isfinite(w) for w in self.objective.values()):
             raise ConfigError(f"sweep.objective: weights must be finite, got {self.objective}")
+        if self.grace_period < 1:
+            raise ConfigError(f"sweep.grace_period: must be at least 1 epoch, got {self.grace_period}")
+        resources = {**self.trial_resources, **self.resources_per_worker}
+        if any(not v >= 0 for v in resources.values()) or any(
+                not resources.get(k, 1) > 0 for k in ("cpu", "CPU")):
+            raise ConfigError(f"sweep: resources must be positive CPUs and non-negative GPUs, got {resources}")
 
 
 def tune_losses(space: SearchSpace, base: ExperimentConfig, data: str | Path, out: str, sweep: SweepConfig,
@@ -153,11 +162,16 @@ def tune_losses(space: SearchSpace, base: ExperimentConfig, data: str | Path, ou
         The summary written to ``summary.json`` (trial counts, best trial and objective, files).
     """
     _check_root(space, ExperimentConfig)
+    length = sorted(set(space.keys) & set(TRIAL_LENGTH_KEYS))
+    if length:
+        raise ConfigError(f"{space.source}: {length[0]} cannot be searched: every trial trains train.epochs epochs "
+                          "(set it in the base config), so that ASHA and the study compare trials alike")
+    weights = sweep.objective or LOSS_OBJECTIVE
+    trials.check_metrics(weights, sweep.pareto, LOSS_METRICS)
     if base.train.budget_minutes > 0:  # trials must train alike to compare: a budget depends on the machine
         log.info("sweep: trials train train.epochs=%d epochs each; train.budget_minutes is not used",
                  base.train.epochs)
     trial_cfg = dataclasses.replace(base, train=dataclasses.replace(base.train, eval_every=1, budget_minutes=0.0))
-    weights = sweep.objective or LOSS_OBJECTIVE
     consts = {"experiment": dataclasses.asdict(trial_cfg), "data": shared_path(data), "weights": weights}
     if sweep.workers_per_trial > 0:
         ray_path, ray_fs = storage_for_ray(Storage(out).url(DDP_RUNS))
@@ -183,15 +197,24 @@ def tune_tracker(space: SearchSpace, base: PipelineConfig, sequences: str | Path
         out, sweep, resume, work_dir: as :func:`tune_losses`.
     """
     _check_root(space, PipelineConfig)
+    weights = sweep.objective or TRACKER_OBJECTIVE
+    trials.check_metrics(weights, sweep.pareto, TRACKER_METRICS + (ATTRIBUTE_METRICS if model is not None else ()))
     sequences = shared_path(sequences)
     if not find_sequences(sequences):
         raise FileNotFoundError(f"{sequences}: no SoccerNet sequence folder")
     check_model(model, base.detector)  # local or s3://, staged by each trial
-    weights = sweep.objective or TRACKER_OBJECTIVE
     trainable = tune.with_parameters(trials.tracker_trial, pipeline=dataclasses.asdict(base),
                                      sequences=sequences,
                                      model=None if model is None else _absolute(model), weights=weights)
     return _run_sweep(trainable, space, base, out, sweep, resume, work_dir, weights, max_t=1)
+
+
+def check_resources(sweep: SweepConfig, private: bool) -> None:
+    """Refuse trials (and their DDP workers) that a private local Ray can never place (see :func:`check_fits`)."""
+    check_fits(_trial_resources(sweep), private, "a trial (--cpus-per-trial, --gpus-per-trial)")
+    if sweep.workers_per_trial > 0:
+        check_fits(sweep.resources_per_worker | ({"GPU": 1.0} if sweep.use_gpu else {}), private,
+                   "a training worker (--cpus-per-worker, --gpus-per-trial)")
 
 
 def _run_sweep(trainable: Any, space: SearchSpace, base: Any, out: str, sweep: SweepConfig, resume: bool,
@@ -207,7 +230,12 @@ def _run_sweep(trainable: Any, space: SearchSpace, base: Any, out: str, sweep: S
                           "state under OUT/ray: give it through the database driver (PGPASSWORD, ~/.pgpass)")
     url = sweep.study_storage or studies.sqlite_url(_study_file(storage, sweep.name, work_dir, resume))
     metrics = list(sweep.pareto) or ["objective"]
-    study = studies.open_study(studies.open_storage(url), sweep.name, ["maximize"] * len(metrics), metrics)
+    db = studies.open_storage(url)
+    if resume:
+        studies.check_study_exists(db, sweep.name, _redact(url))
+    study = studies.open_study(db, sweep.name, ["maximize"] * len(metrics), metrics)
+    studies.check_same_setup(study, {"objective_weights": weights, "pareto": list(sweep.pareto),
+                                     "base": studies.comparable(base)})
     done = _prepare_study(study, space, sweep, resume, url, base)
     remaining = sweep.num_samples - done
     if remaining > 0:
@@ -233,8 +261,9 @@ def _prepare_study(study: optuna.Study, space: SearchSpace, sweep: SweepConfig, 
     if resume:
         if not study.trials:
             log.warning("resume: study %s has no trial yet; starting it", sweep.name)
-        _check_same_space(study, space)
-        studies.recover_interrupted(study)
+        studies.check_same_space(study, space)
+        if sweep.study_storage is None:  # a shared study's running trials may be another driver's, alive
+            studies.recover_interrupted(study)
     if sweep.baseline:
         studies.enqueue_baseline(study, space.baseline(base))
     return len(studies.counted_trials(study))
@@ -351,15 +380,10 @@ def _study_file(storage: Storage, name: str, work_dir: str | Path | None, resume
     if storage.exists(STUDY_DB):
         with atomic_path(local) as tmp:
             tmp.write_bytes(storage.read_bytes(STUDY_DB))
+    elif local.exists():  # left by an earlier sweep whose S3 folder is gone: not this folder's record
+        log.warning("%s: removing a local study copy that %s does not hold", local, storage.url(STUDY_DB))
+        local.unlink()
     return local
-
-
-def _check_same_space(study: optuna.Study, space: SearchSpace) -> None:
-    """A resumed study must be searched over the same parameters it started with."""
-    first = next((t for t in study.get_trials(deepcopy=False) if t.distributions), None)
-    if first is not None and set(first.distributions) != set(space.keys):
-        raise ConfigError(f"{space.source}: the parameters differ from those of study {study.study_name!r} "
-                          f"({', '.join(sorted(first.distributions))})")
 
 
 def _check_root(space: SearchSpace, root: type) -> None:
