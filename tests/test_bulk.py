@@ -266,7 +266,8 @@ def test_job_entrypoint_on_local_folders(ray_session: dict, local_inputs: dict[s
     assert job.main(argv) == 0 and "0 done, 3 skipped, 0 failed of 3 inputs" in capsys.readouterr().out
     cfg = ModelConfig(image_size=(64, 32), embed_dim=32, team_dim=8)  # the same network, other weights
     roles = ("player", "goalkeeper", "referee", "other")
-    save_model(tmp_path / "other.pt", PRTReID.from_config(cfg, num_roles=len(roles)), model_meta(cfg, len(roles), 0, roles))
+    save_model(tmp_path / "other.pt", PRTReID.from_config(cfg, num_roles=len(roles)),
+               model_meta(cfg, len(roles), 0, roles))
     assert job.main([*argv[:7], "other.pt", *argv[8:]]) == 2  # old results are neither kept nor overwritten
     assert "track: error: " in (err := capsys.readouterr().err) and "3 result(s) were made with another model" in err
     (tmp_path / "lost.txt").write_text(f"{tmp_path}/lost.mp4\n")

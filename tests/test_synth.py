@@ -259,6 +259,7 @@ def test_crops_command_takes_any_experiment_config(tmp_path: Path, capsys: pytes
     assert cli(["crops", "--data", str(data), "--out", str(tmp_path / "c2"), "--config", str(tmp_path / "bad.yaml")]) == 2
     assert "bad.yaml: crops: expected a mapping, got [1, 2]" in capsys.readouterr().err
     (tmp_path / "typo.yaml").write_text("crops:\n  max_per_identity: 2\ntrain:\n  epochz: 3\n")  # checked whole
-    assert cli(["crops", "--data", str(data), "--out", str(tmp_path / "c3"), "--config", str(tmp_path / "typo.yaml")]) == 2
+    typo = ["crops", "--data", str(data), "--out", str(tmp_path / "c3"), "--config", str(tmp_path / "typo.yaml")]
+    assert cli(typo) == 2
     assert "typo.yaml: unknown key train.epochz" in capsys.readouterr().err
 

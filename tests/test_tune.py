@@ -79,8 +79,8 @@ def test_sweep_settings_every_trial_would_fail_on_are_refused_before_ray(synth_d
 
     tracker = parse_space({"tracker.n_init": {"type": "int", "low": 1, "high": 3}}, PipelineConfig)
     out = str(tmp_path / "o")
-    for sweep, words in ((SweepConfig(objective={"HOTAA": 1.0}), "sweep.objective: the trials report no metric 'HOTAA'"),
-                         (SweepConfig(pareto=("HOTA", "IDFF1")), "sweep.pareto: the trials report no metric 'IDFF1'"),
+    for sweep, words in ((SweepConfig(objective={"HOTAA": 1.0}), "objective: the trials report no metric 'HOTAA'"),
+                         (SweepConfig(pareto=("HOTA", "IDFF1")), "pareto: the trials report no metric 'IDFF1'"),
                          (SweepConfig(objective={"team_acc": 1.0}), "no metric 'team_acc'")):  # no model: no teams
         with pytest.raises(ConfigError, match=words):
             tune_tracker(tracker, PipelineConfig(), synth_data, None, out, sweep)

@@ -57,8 +57,9 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[PR
     """
     not_ours = "not a prtreid model file or checkpoint"
     blob = _torch_load(path, not_ours)
-    if not isinstance(blob, dict) or not isinstance(blob.get("meta"), dict) or not (
-            {"model_config", "num_roles", "num_ids"} <= blob["meta"].keys() and ({"state_dict", "model"} & blob.keys())):
+    meta_ok = isinstance(blob, dict) and isinstance(blob.get("meta"), dict) and {
+        "model_config", "num_roles", "num_ids"} <= blob["meta"].keys()
+    if not meta_ok or not {"state_dict", "model"} & blob.keys():
         raise FormatError(path, None, not_ours)
     meta = blob["meta"]
     cfg = from_dict(ModelConfig, meta["model_config"], f"{path} (model_config)")
