@@ -85,9 +85,9 @@ def run_train(args: argparse.Namespace) -> int:
 def run_eval(args: argparse.Namespace) -> int:
     """``prtreid eval-reid``."""
     from prtreid.data.crops import CropConfig
+    from prtreid.errors import FormatError
     from prtreid.model.prtreid import inference_layout
     from prtreid.train.checkpoint import load_model
-    from prtreid.errors import FormatError
     from prtreid.train.config import TrainConfig
     from prtreid.train.evaluate import evaluate_store
     from prtreid.train.loop import resolve_device
