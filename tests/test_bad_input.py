@@ -162,3 +162,23 @@ def test_search_spaces_check_every_value_of_small_int_ranges_and_steps() -> None
         parse_space({"tracker.n_init": {"type": "int", "low": 1, "high": 3, "step": 5}}, PipelineConfig)
     space = parse_space({"train.lr": {"type": "float", "low": "1e-4", "high": "1e-2", "log": True}}, ExperimentConfig)
     assert (space.params[0].low, space.params[0].high) == (1e-4, 1e-2)
+
+
+def test_a_key_given_twice_in_a_yaml_file_is_refused_at_its_line(tmp_path: Path) -> None:
+    (tmp_path / "twice.yaml").write_text("train:\n  lr: 0.001\n  seed: 1\n  lr: 0.01\n")
+    with pytest.raises(ConfigError, match=r"twice.yaml:4:3: invalid YAML: key 'lr' is given twice"):
+        load_yaml(tmp_path / "twice.yaml")
+    (tmp_path / "ok.yaml").write_text("train:\n  lr: 0.001\nloss:\n  lr_like: 1\n")  # one key per mapping
+    assert load_yaml(tmp_path / "ok.yaml") == {"train": {"lr": 0.001}, "loss": {"lr_like": 1}}
+
+
+def test_detector_datasets_refuse_sequences_of_one_name(clips: list[Path], tmp_path: Path) -> None:
+    from prtreid.detect.yolo_train import export_yolo_dataset
+
+    twin = tmp_path / "elsewhere" / clips[0].name
+    shutil.copytree(clips[0], twin)
+    with pytest.raises(FormatError, match=f"{twin}: its name '{clips[0].name}' is also that of {clips[0]}"):
+        export_yolo_dataset([clips[0], twin], tmp_path / "yolo")
+    with pytest.raises(ConfigError, match="frame_stride must be at least 1"):
+        export_yolo_dataset([clips[0]], tmp_path / "yolo", frame_stride=0)
+

@@ -81,7 +81,8 @@ def test_sweep_settings_every_trial_would_fail_on_are_refused_before_ray(synth_d
     out = str(tmp_path / "o")
     for sweep, words in ((SweepConfig(objective={"HOTAA": 1.0}), "objective: the trials report no metric 'HOTAA'"),
                          (SweepConfig(pareto=("HOTA", "IDFF1")), "pareto: the trials report no metric 'IDFF1'"),
-                         (SweepConfig(objective={"team_acc": 1.0}), "no metric 'team_acc'")):  # no model: no teams
+                         (SweepConfig(objective={"team_acc": 1.0}), "no metric 'team_acc'"),  # no model: no teams
+                         (SweepConfig(pareto=("HOTA", "IDSW")), "IDSW is better lower")):
         with pytest.raises(ConfigError, match=words):
             tune_tracker(tracker, PipelineConfig(), synth_data, None, out, sweep)
     epochs = parse_space({"train.epochs": {"type": "int", "low": 1, "high": 3}}, ExperimentConfig)

@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from prtreid.data.masks import decode_parts, read_part_map
-from prtreid.data.soccernet import find_sequences, load_sequence
+from prtreid.data.soccernet import check_unique_names, find_sequences, load_sequence
 from prtreid.data.types import ROLES, Sequence
 from prtreid.errors import FormatError
 from prtreid.storage import atomic_path, atomic_write_bytes
@@ -246,12 +246,7 @@ def _load_sequences(data_dir: str | Path) -> list[Sequence]:
     sequences = [load_sequence(p, load_det=False) for p in find_sequences(data_dir)]
     if not sequences:
         raise FileNotFoundError(f"{data_dir}: no sequence folders (with seqinfo.ini or Labels-GameState.json)")
-    first: dict[str, Sequence] = {}
-    for seq in sequences:
-        if seq.name in first:
-            raise FormatError(str(data_dir), None, f"two sequences are named {seq.name!r} "
-                                                   f"({first[seq.name].root} and {seq.root}): names key the crops")
-        first[seq.name] = seq
+    check_unique_names(sequences, "the crops")
     return sorted(sequences, key=lambda s: s.name)
 
 

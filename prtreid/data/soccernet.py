@@ -293,6 +293,20 @@ def write_sequence(seq: Sequence, root: str | Path) -> Path:
     return root
 
 
+def check_unique_names(sequences: list[Sequence], purpose: str) -> None:
+    """Refuse two sequences of one name, where names key ``purpose`` (crops, dataset images...).
+
+    Raises:
+        FormatError: naming the second folder and the first.
+    """
+    first: dict[str, Sequence] = {}
+    for seq in sequences:
+        if seq.name in first:
+            raise FormatError(str(seq.root), None, f"its name {seq.name!r} is also that of {first[seq.name].root}: "
+                                                   f"names key {purpose}")
+        first[seq.name] = seq
+
+
 def find_sequences(root: str | Path) -> list[Path]:
     """Sequence folders below ``root`` (or ``root`` itself), sorted by path.
 

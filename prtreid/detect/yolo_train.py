@@ -25,11 +25,12 @@ import numpy as np
 import yaml
 
 from prtreid.data.crops import eval_sequences
-from prtreid.data.soccernet import atomic_write_text, find_sequences, load_sequence
+from prtreid.data.soccernet import atomic_write_text, check_unique_names, find_sequences, load_sequence
 from prtreid.data.types import Sequence
 from prtreid.detect.base import PERSON_CLASS
 from prtreid.detect.oracle import NOT_PEOPLE, MotFileDetector
 from prtreid.detect.yolo import is_cuda, resolve_device, resolve_weights
+from prtreid.errors import ConfigError, FormatError
 
 log = logging.getLogger(__name__)
 
@@ -99,10 +100,11 @@ def export_yolo_dataset(
 
     Raises:
         FileNotFoundError: a frame image is missing.
-        ValueError: no sequence with ground truth, two sequences with one name, or a bad stride.
+        FormatError: no sequence with ground truth, or two sequences with one name.
+        ConfigError: a bad stride.
     """
     if frame_stride < 1:
-        raise ValueError(f"frame_stride must be at least 1, got {frame_stride}")
+        raise ConfigError(f"frame_stride must be at least 1, got {frame_stride}")
     out_dir = Path(out_dir).resolve()
     sequences = _labelled_sequences(seq_roots)
     splits = split_sequences([s.name for s in sequences], val_fraction, seed)
@@ -156,6 +158,7 @@ def yolo_label_lines(xyxy: np.ndarray, width: int, height: int, min_size: float 
 
 
 def _labelled_sequences(seq_roots: Iterable[str | Path]) -> list[Sequence]:
+    seq_roots = list(seq_roots)
     sequences = []
     for root in seq_roots:
         seq = load_sequence(root, load_det=False)
@@ -164,11 +167,8 @@ def _labelled_sequences(seq_roots: Iterable[str | Path]) -> list[Sequence]:
             continue
         sequences.append(seq)
     if not sequences:
-        raise ValueError("no sequence with ground truth to export")
-    names = [s.name for s in sequences]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise ValueError(f"several sequences are named {dupes[0]!r}: names must be unique to share a dataset")
+        raise FormatError(", ".join(map(str, seq_roots)) or "<no sequences>", None, "no sequence with ground truth")
+    check_unique_names(sequences, "the dataset's images")
     return sequences
 
 

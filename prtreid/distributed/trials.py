@@ -45,6 +45,8 @@ LOSS_METRICS = ("mAP", "rank1", "rank5", "team_acc", "role_acc", "role_macro_f1"
 TRACKER_METRICS = ("HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW")
 """What a tracker trial reports that an objective may weigh; with a model also :data:`ATTRIBUTE_METRICS`."""
 ATTRIBUTE_METRICS = ("team_acc", "role_acc", "keeper_team_acc")
+LOWER_IS_BETTER = ("IDSW",)
+"""Reported metrics a Pareto search (which maximises each) cannot take; an objective weighs them negatively."""
 
 
 def objective_value(metrics: dict[str, Any], weights: dict[str, float]) -> float:
@@ -124,10 +126,14 @@ def check_metrics(weights: dict[str, float], pareto: Sequence[str], reported: Se
     """Refuse objective or Pareto metrics that the sweep's trials do not report (every trial would fail).
 
     Raises:
-        ConfigError: naming the unknown metric and the known ones.
+        ConfigError: naming the unknown metric and the known ones, or a Pareto metric where lower is better.
     """
     for option, names in (("objective", weights), ("pareto", pareto)):
         unknown = [m for m in names if m not in reported]
         if unknown:
             raise ConfigError(f"sweep.{option}: the trials report no metric {unknown[0]!r} "
                               f"(they report {', '.join(reported)})")
+    lower = [m for m in pareto if m in LOWER_IS_BETTER]
+    if lower:
+        raise ConfigError(f"sweep.pareto: {lower[0]} is better lower and a Pareto search maximises every metric: "
+                          f"weigh it negatively in an objective instead (e.g. HOTA=1,{lower[0]}=-0.001)")
