@@ -123,6 +123,9 @@ def test_models_that_cannot_load_are_refused_on_the_driver(tmp_path: Path) -> No
         load_model(tmp_path / "partial.pt")
     with pytest.raises(FileNotFoundError, match="nope.pt: no such detector weights file"):
         check_model(None, f"yolo:{tmp_path}/nope.pt")
+    (tmp_path / "cut.pt").write_bytes((tmp_path / "junk.pt").read_bytes() * 3)  # say, an upload cut short
+    with pytest.raises(FormatError, match=r"cut.pt: not YOLO weights ultralytics can load \("):
+        check_model(None, f"yolo:{tmp_path}/cut.pt")
     check_model(str(tiny_model(tmp_path / "ok.pt", seed=0)), "yolo:yolov8n.yaml")
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from prtreid.detect.base import (PERSON_CLASS, PERSON_NAMES, DetectorConfig, FrameDetections, canonical_classes,
                                  check_batch)
-from prtreid.errors import ConfigError
+from prtreid.errors import ConfigError, FormatError
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,7 @@ class YoloDetector:
     Raises:
         ConfigError: ``cfg.classes`` keeps no class that is a person (a model fine-tuned on soccer
             whose class 0 is the ball, say).
+        FormatError: a weights file that ultralytics cannot load.
     """
 
     def __init__(self, weights: str | Path, cfg: DetectorConfig = DetectorConfig()) -> None:
@@ -79,7 +80,12 @@ class YoloDetector:
 
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
-        self.model = YOLO(self.weights, task="detect")
+        try:
+            self.model = YOLO(self.weights, task="detect")
+        except Exception as exc:  # ultralytics and torch raise many types for a file they cannot read
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise FormatError(self.weights, None, f"not YOLO weights ultralytics can load ({type(exc).__name__}: "
+                                                  f"{first})") from None
         self.classes = canonical_classes(self.model.names)
         kept = list(cfg.classes) or list(self.classes)
         if PERSON_CLASS not in {self.classes.get(c, c) for c in kept}:

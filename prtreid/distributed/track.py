@@ -54,7 +54,8 @@ import ray
 from ray.util.annotations import RayDeprecationWarning
 
 from prtreid.config import from_dict
-from prtreid.detect.factory import yolo_weights
+from prtreid.detect.base import DetectorConfig
+from prtreid.detect.factory import make_detector, yolo_weights
 from prtreid.distributed.manifest import VideoEntry, resolve_uri
 from prtreid.distributed.report import BulkReport, VideoRecord
 from prtreid.distributed.resume import SUMMARY_SUFFIX, failure_name, plan, run_key
@@ -170,19 +171,23 @@ class TrackActor:
         write_result(result, self.out)
 
 
-def check_model(model_path: str | Path | None, detector: str = "oracle") -> None:
+def check_model(model_path: str | Path | None, detector: str = "oracle",
+                detection: DetectorConfig = DetectorConfig()) -> None:
     """Fail before any actor starts on model files that every actor would fail to load.
 
-    Loads the PRTReID model once (on the CPU), and checks that ``.pt`` detector weights exist
-    (model yamls are the detector's to check).
+    Loads the PRTReID model and the detector's ``.pt`` weights once, on the CPU (a model yaml is
+    the detector's to check).
 
     Raises:
         FileNotFoundError: no file at ``model_path`` or at the detector's weights.
-        FormatError: ``model_path`` is not a PRTReID model file.
+        FormatError: ``model_path`` is not a PRTReID model file, or the weights not YOLO weights.
+        ConfigError: the detector's class filter keeps no person.
     """
     weights = yolo_weights(detector)
     if weights and (is_remote(weights) or weights.lower().endswith(".pt")):
         _require_file(weights, "detector weights")
+        with staged(weights) as local:
+            make_detector(f"yolo:{local}", None, dataclasses.replace(detection, device="cpu"))
     if model_path is not None:
         _require_file(str(model_path), "model")
         with staged(str(model_path)) as local:
@@ -230,7 +235,7 @@ def track_bulk(entries: Sequence[VideoEntry], out: str, pipeline: PipelineConfig
     model_path = resolve_uri(str(model_path), None) if model_path else None
     storage = Storage(out)
     storage.check_writable()
-    check_model(model_path, pipeline.detector)
+    check_model(model_path, pipeline.detector, pipeline.detection)
     start = time.time()
     key = run_key(pipeline, model_path)
     work = plan(entries, storage, key, bulk.retry_failed)

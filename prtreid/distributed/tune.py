@@ -202,7 +202,7 @@ def tune_tracker(space: SearchSpace, base: PipelineConfig, sequences: str | Path
     sequences = shared_path(sequences)
     if not find_sequences(sequences):
         raise FileNotFoundError(f"{sequences}: no SoccerNet sequence folder")
-    check_model(model, base.detector)  # local or s3://, staged by each trial
+    check_model(model, base.detector, base.detection)  # local or s3://, staged by each trial
     trainable = tune.with_parameters(trials.tracker_trial, pipeline=dataclasses.asdict(base),
                                      sequences=sequences,
                                      model=None if model is None else _absolute(model), weights=weights)
