@@ -76,7 +76,8 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, source: str = "<dict>",
         prefix: dotted key prefix of ``data`` inside the source, for error messages.
     """
     if data is not None and not isinstance(data, Mapping):
-        raise ConfigError(f"{source}: {prefix.rstrip('.') or cls.__name__}: expected a mapping, got {type(data).__name__}")
+        where = prefix.rstrip(".") or cls.__name__
+        raise ConfigError(f"{source}: {where}: expected a mapping, got {type(data).__name__}")
     data = dict(data or {})
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}

@@ -12,7 +12,8 @@ from prtreid.cli.progress import bar
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the tracking subcommands."""
     p = sub.add_parser("track", help="track one or more sequence folders / videos")
-    p.add_argument("--input", type=Path, nargs="+", required=True, help="sequence folders, video files, or a folder of them")
+    p.add_argument("--input", type=Path, nargs="+", required=True,
+                   help="sequence folders, video files, or a folder of them")
     p.add_argument("--model", type=Path, help="PRTReID model.pt (omit for motion-only tracking)")
     p.add_argument("--detector", help="oracle | det | yolo:WEIGHTS (.pt or model yaml); default: the config's, "
                                       "else oracle")

@@ -319,7 +319,8 @@ class _StudySearch(OptunaSearch):
             if key in self._keep and isinstance(value, (int, float)) and math.isfinite(value):
                 ot_trial.set_user_attr(key, value)
         ot_trial.set_user_attr("tune_trial_id", trial_id)
-        if not error and result and not isinstance(self.metric, list) and result.get("epoch", self._max_t) < self._max_t:
+        stopped_early = result and result.get("epoch", self._max_t) < self._max_t
+        if not error and stopped_early and not isinstance(self.metric, list):
             self._ot_study.tell(ot_trial, state=TrialState.PRUNED)
             self._completed_trials.add(trial_id)
             return None
