@@ -170,6 +170,8 @@ def test_a_key_given_twice_in_a_yaml_file_is_refused_at_its_line(tmp_path: Path)
         load_yaml(tmp_path / "twice.yaml")
     (tmp_path / "ok.yaml").write_text("train:\n  lr: 0.001\nloss:\n  lr_like: 1\n")  # one key per mapping
     assert load_yaml(tmp_path / "ok.yaml") == {"train": {"lr": 0.001}, "loss": {"lr_like": 1}}
+    (tmp_path / "merge.yaml").write_text("a: &w {low: 1, high: 2}\nb: {<<: *w, high: 3}\n")  # merge keys still work
+    assert load_yaml(tmp_path / "merge.yaml") == {"a": {"low": 1, "high": 2}, "b": {"low": 1, "high": 3}}
 
 
 def test_detector_datasets_refuse_sequences_of_one_name(clips: list[Path], tmp_path: Path) -> None:

@@ -63,6 +63,17 @@ def test_plan_refuses_results_of_another_input_or_another_run(tmp_path: Path) ->
         plan([VideoEntry("/in/old.mp4", "old")], out, "k1")
 
 
+def test_plan_keeps_results_of_the_same_input_written_otherwise_or_before_run_keys(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    out = Storage(str(tmp_path / "out"))
+    monkeypatch.chdir(tmp_path)
+    finished(out, "a", "data/a/", "k1")  # as `prtreid track` recorded a relative input, with a slash
+    out.write_text("b.summary.json", json.dumps({"name": "b", "source": str(tmp_path / "data/b")}))  # no run key
+    entries = [VideoEntry(str(tmp_path / "data" / n), n) for n in "ab"]
+    assert [e.name for e in plan(entries, out, "k1").done] == ["a", "b"]
+    assert "1 result(s) predate run keys (b...): kept without checking" in caplog.text
+
+
 def test_run_key_follows_model_content_and_settings_not_device_or_location(tmp_path: Path) -> None:
     model = tiny_model(tmp_path / "a.pt", seed=0)
     copy = tmp_path / "elsewhere" / "a.pt"
@@ -84,6 +95,8 @@ def test_input_lists_that_cannot_key_results_are_refused(tmp_path: Path) -> None
         resolve_uri("s3:/season/x", None)
     with pytest.raises(FormatError, match="m.csv:1: column names repeat"):
         parse_csv_manifest("uri,uri\na.mp4,b.mp4\n", "m.csv")
+    [entry] = parse_csv_manifest("uri,name,,\n/in/a.mp4,first,,\n", "m.csv")  # a spreadsheet's blank cells
+    assert (entry.uri, entry.name, entry.meta) == ("/in/a.mp4", "first", {})
     (tmp_path / "m.txt").write_text("# nothing yet\n")
     with pytest.raises(FormatError, match="lists no input"):
         load_entries(manifest=str(tmp_path / "m.txt"))
@@ -127,6 +140,19 @@ def test_models_that_cannot_load_are_refused_on_the_driver(tmp_path: Path) -> No
     with pytest.raises(FormatError, match=r"cut.pt: not YOLO weights ultralytics can load \("):
         check_model(None, f"yolo:{tmp_path}/cut.pt")
     check_model(str(tiny_model(tmp_path / "ok.pt", seed=0)), "yolo:yolov8n.yaml")
+
+
+def test_detector_weights_under_the_home_folder_are_checked_where_the_detector_reads_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ultralytics import YOLO
+
+    from prtreid.distributed.track import check_model
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    YOLO("yolov8n.yaml").save(tmp_path / "best.pt")  # untrained network, saved as weights
+    check_model(None, "yolo:~/best.pt")
+    assert run_key(PipelineConfig(detector="yolo:~/best.pt"), None) == run_key(
+        PipelineConfig(detector=f"yolo:{tmp_path}/best.pt"), None)
 
 
 def test_resource_requests_a_private_ray_cannot_place_are_refused(ray_session: dict,

@@ -114,6 +114,11 @@ def test_a_resume_keeps_the_study_it_names_searched_as_it_started(tmp_path: Path
     setup = {"objective_weights": {"HOTA": 1.0}, "pareto": [], "base": studies.comparable(PipelineConfig())}
     studies.check_same_setup(study, setup)
     studies.check_same_setup(study, setup | {"base": studies.comparable(PipelineConfig(device="cpu"))})
+    losses = {"objective_weights": {"mAP": 1.0}, "pareto": [], "base": studies.comparable(ExperimentConfig())}
+    other = studies.open_study(db, "l", ["maximize"], ["objective"])
+    studies.check_same_setup(other, losses)
+    budget = load_experiment(None, ["train.budget_minutes=4", "train.eval_every=2"])  # trials override both
+    studies.check_same_setup(other, losses | {"base": studies.comparable(budget)})
     with pytest.raises(ConfigError, match=r"another base config \(interpolate_gap: 10 then\)"):
         studies.check_same_setup(study, setup | {"base": studies.comparable(PipelineConfig(interpolate_gap=3))})
     with pytest.raises(ConfigError, match=r"another objective weights \(\{'HOTA': 1.0\}\)"):

@@ -156,7 +156,7 @@ def parse_csv_manifest(text: str, source: str = "<manifest>", base: str | None =
     reader = csv.DictReader(io.StringIO(text), restkey="\0extra")
     if reader.fieldnames is None or "uri" not in [f.strip() for f in reader.fieldnames]:
         raise FormatError(source, 1, f"a CSV manifest needs a 'uri' column (header: {reader.fieldnames})")
-    header = [f.strip() for f in reader.fieldnames]
+    header = [f.strip() for f in reader.fieldnames if f.strip()]  # spreadsheets end headers with blank cells
     if len(set(header)) < len(header):
         raise FormatError(source, 1, f"column names repeat in the header ({', '.join(header)})")
     items: list[tuple[int, VideoEntry]] = []

@@ -14,6 +14,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
+import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,7 +24,7 @@ from typing import Any
 import pyarrow.fs as pafs
 
 from prtreid.detect.factory import yolo_weights
-from prtreid.distributed.manifest import VideoEntry
+from prtreid.distributed.manifest import VideoEntry, resolve_uri
 from prtreid.errors import ConfigError
 from prtreid.pipeline.video import PipelineConfig
 from prtreid.storage import Storage, split_uri
@@ -31,11 +33,17 @@ FAILURES = "failures"
 SUMMARY_SUFFIX = ".summary.json"
 _RUNTIME_ONLY = ("device", "amp", "batch_frames")  # where and how fast, not what: results are the same
 _SHOWN = 3
+log = logging.getLogger(__name__)
 
 
 def failure_name(name: str) -> str:
     """Relative name of the failure record of result ``name``."""
     return f"{FAILURES}/{name}.json"
+
+
+def local_path(uri: str | None) -> str | None:
+    """``uri`` with ``~`` expanded where it is a local path (as the detector reads it)."""
+    return uri if uri is None or uri.startswith("s3://") else os.path.expanduser(uri)
 
 
 def file_digest(uri: str, chunk: int = 1 << 22) -> str:
@@ -59,7 +67,7 @@ def run_key(pipeline: PipelineConfig, model_path: str | None) -> str:
         settings.pop(key)
     for key in ("device", "batch", "half"):
         settings["detection"].pop(key)
-    weights = yolo_weights(pipeline.detector)
+    weights = local_path(yolo_weights(pipeline.detector))
     if weights and _is_file(weights):
         settings["detector"] = f"yolo:sha256={file_digest(weights)}"
     settings["model"] = file_digest(model_path) if model_path else None
@@ -101,17 +109,31 @@ def plan(entries: Sequence[VideoEntry], out: Storage, key: str | None = None, re
 def _refuse_foreign(complete: Sequence[VideoEntry], out: Storage, key: str) -> None:
     with ThreadPoolExecutor(max_workers=16) as pool:  # one small read per result: parallel for S3
         summaries = list(pool.map(lambda e: _summary(out, e.name), complete))
-    other_input = [(e, s.get("source")) for e, s in zip(complete, summaries) if s.get("source") != e.uri]
+    other_input = [(e, s.get("source")) for e, s in zip(complete, summaries) if not _same_input(s.get("source"), e)]
     if other_input:
         shown = "; ".join(f"{e.name} holds {src!r}, not {e.uri!r}" for e, src in other_input[:_SHOWN])
         raise ConfigError(f"{out.uri}: {len(other_input)} result name(s) already hold results of another input "
                           f"({shown}): write to another --out, or give the inputs other names (a manifest's "
                           "'name' column)")
-    other_key = [e.name for e, s in zip(complete, summaries) if s.get("run_key") != key]
+    unkeyed = [e.name for e, s in zip(complete, summaries) if "run_key" not in s]
+    if unkeyed:
+        log.warning("%s: %d result(s) predate run keys (%s...): kept without checking their model and settings",
+                    out.uri, len(unkeyed), ", ".join(unkeyed[:_SHOWN]))
+    other_key = [e.name for e, s in zip(complete, summaries) if s.get("run_key", key) != key]
     if other_key:
         raise ConfigError(f"{out.uri}: {len(other_key)} result(s) were made with another model, detector weights "
                           f"or settings ({', '.join(other_key[:_SHOWN])}{', ...' if len(other_key) > _SHOWN else ''}): "
                           "write to another --out, or delete those results to redo them")
+
+
+def _same_input(source: Any, entry: VideoEntry) -> bool:
+    """Whether a summary's ``source`` names ``entry``'s input, however either was written."""
+    if not isinstance(source, str) or not source.strip():
+        return False
+    try:
+        return resolve_uri(source, None) == entry.uri
+    except ValueError:
+        return False
 
 
 def _summary(out: Storage, name: str) -> dict[str, Any]:

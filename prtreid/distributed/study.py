@@ -245,9 +245,10 @@ def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
-RUNTIME_KEYS = {"train.device", "train.num_workers", "train.batch_eval", "device", "amp", "batch_frames",
-                "detection.device", "detection.batch", "detection.half"}
-"""Base settings a resumed sweep may change: where and how fast trials run, not what they compute."""
+RUNTIME_KEYS = {"train.device", "train.num_workers", "train.batch_eval", "train.budget_minutes", "train.eval_every",
+                "device", "amp", "batch_frames", "detection.device", "detection.batch", "detection.half"}
+"""Base settings a resumed sweep may change: where and how fast trials run, and what a losses sweep's
+trials override (they train ``train.epochs`` and evaluate every epoch)."""
 
 
 def check_same_space(study: optuna.Study, space: SearchSpace) -> None:

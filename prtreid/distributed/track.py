@@ -58,7 +58,7 @@ from prtreid.detect.base import DetectorConfig
 from prtreid.detect.factory import make_detector, yolo_weights
 from prtreid.distributed.manifest import VideoEntry, resolve_uri
 from prtreid.distributed.report import BulkReport, VideoRecord
-from prtreid.distributed.resume import SUMMARY_SUFFIX, failure_name, plan, run_key
+from prtreid.distributed.resume import SUMMARY_SUFFIX, failure_name, local_path, plan, run_key
 from prtreid.distributed.staging import clean_stale, is_remote, staged
 from prtreid.errors import ConfigError
 from prtreid.pipeline.video import PipelineConfig, VideoPipeline, is_complete, write_result
@@ -183,7 +183,7 @@ def check_model(model_path: str | Path | None, detector: str = "oracle",
         FormatError: ``model_path`` is not a PRTReID model file, or the weights not YOLO weights.
         ConfigError: the detector's class filter keeps no person.
     """
-    weights = yolo_weights(detector)
+    weights = local_path(yolo_weights(detector))
     if weights and (is_remote(weights) or weights.lower().endswith(".pt")):
         _require_file(weights, "detector weights")
         with staged(weights) as local:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -158,7 +159,7 @@ class VideoPipeline:
             table = backfill_tentative(table, TrackTable.concat(tentative))
         table = self._postprocess(table, ball)
         timings["post"] = time.perf_counter() - t
-        summary = _summary(name, str(source_path), frames_done, table, timings, time.perf_counter() - start, meta)
+        summary = _summary(name, os.path.abspath(source_path), frames_done, table, timings, time.perf_counter() - start, meta)
         summary["config"] = {"detector": self.cfg.detector, "cmc": self.cfg.cmc, "model": self.embedder is not None}
         return VideoResult(name, table, summary)
 
