@@ -6,7 +6,8 @@ input's URI (``source``) and a run key (:func:`run_key`, a digest of the model f
 weights and every setting that changes results). A complete result of another input or of another
 model or settings is never skipped silently, nor overwritten: the run is refused before any work,
 so a season's outputs never mix two models, and two archives whose videos share a name
-(``1_720p.mkv``) never take each other's results. Pure functions, no Ray.
+(``1_720p.mkv``) never take each other's results. A result without a run key (written before run
+keys existed, or by ``prtreid track``) is kept, with a warning. Pure functions, no Ray.
 """
 
 from __future__ import annotations
