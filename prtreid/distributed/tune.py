@@ -34,12 +34,10 @@ config: ``prtreid train --config`` / ``prtreid track --config`` read it unchange
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import math
 import os
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -57,6 +55,7 @@ from sqlalchemy.engine import make_url
 from prtreid.data.soccernet import find_sequences
 from prtreid.distributed import study as studies
 from prtreid.distributed import trials
+from prtreid.distributed.study_file import StudyBackup, study_file
 from prtreid.distributed.runtime import check_fits, storage_for_ray
 from prtreid.distributed.track import check_model
 from prtreid.distributed.train import shared_path
@@ -65,7 +64,7 @@ from prtreid.distributed.trials import (ATTRIBUTE_METRICS, LOSS_METRICS, LOSS_OB
 from prtreid.errors import ConfigError
 from prtreid.pipeline.video import PipelineConfig
 from prtreid.search_space import SearchSpace
-from prtreid.storage import Storage, atomic_path
+from prtreid.storage import Storage
 from prtreid.train.config import ExperimentConfig
 
 log = logging.getLogger(__name__)
@@ -73,7 +72,6 @@ log = logging.getLogger(__name__)
 KEPT_METRICS = ("objective", "epoch", "mAP", "rank1", "team_acc", "role_acc", "role_macro_f1", "loss/total",
                 "HOTA", "DetA", "AssA", "IDF1", "MOTA", "IDSW")
 """Metrics stored with each trial in the study (and so in ``results.csv``)."""
-STUDY_DB = "study.db"
 DDP_RUNS = "ray/_train_runs"
 """Ray Train runs of ``TorchTrainer`` trials (checkpoints for in-trial recovery; deleted after a sweep)."""
 SUMMARY = "summary.json"
@@ -228,7 +226,7 @@ def _run_sweep(trainable: Any, space: SearchSpace, base: Any, out: str, sweep: S
     if sweep.study_storage and make_url(sweep.study_storage).password:
         raise ConfigError("study_storage: the URL holds a password, which Ray Tune would save with the search "
                           "state under OUT/ray: give it through the database driver (PGPASSWORD, ~/.pgpass)")
-    url = sweep.study_storage or studies.sqlite_url(_study_file(storage, sweep.name, work_dir, resume))
+    url = sweep.study_storage or studies.sqlite_url(study_file(storage, sweep.name, work_dir, resume))
     metrics = list(sweep.pareto) or ["objective"]
     db = studies.open_storage(url)
     if resume:
@@ -247,7 +245,7 @@ def _run_sweep(trainable: Any, space: SearchSpace, base: Any, out: str, sweep: S
     summary |= {"objective_weights": weights, "pareto": list(sweep.pareto), "study_storage": _redact(url),
                 "sweep": storage.url("")}
     if _backs_up(storage, sweep):
-        _StudyBackup(url, storage).upload()
+        StudyBackup(url, storage).upload()
     storage.write_text(SUMMARY, json.dumps(summary, indent=2, default=str))
     return summary
 
@@ -292,7 +290,7 @@ def _fit_tuner(trainable: Any, space: SearchSpace, study: optuna.Study, url: str
         run_config=tune.RunConfig(name=f"{sweep.name}-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=ray_path,
                                   storage_filesystem=ray_fs, verbose=sweep.verbose,
                                   failure_config=tune.FailureConfig(max_failures=0),
-                                  callbacks=[_StudyBackup(url, storage)] if _backs_up(storage, sweep) else None))
+                                  callbacks=[StudyBackup(url, storage)] if _backs_up(storage, sweep) else None))
     grid = tuner.fit()
     for result in grid:
         if result.error is not None:
@@ -327,25 +325,6 @@ class _StudySearch(OptunaSearch):
         return super().on_trial_complete(trial_id, result, error)
 
 
-class _StudyBackup(tune.Callback):
-    """Copies the local SQLite study of an S3 sweep to ``SWEEP/study.db`` after every finished
-    trial, so a sweep whose driver machine is lost can be resumed from another one."""
-
-    def __init__(self, url: str, storage: Storage) -> None:
-        self.db = Path(make_url(url).database or "")
-        self.storage = storage
-
-    def upload(self) -> None:
-        """Write a consistent snapshot of the study next to the sweep's results."""
-        self.storage.write_bytes(STUDY_DB, studies.sqlite_snapshot(self.db))
-
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.upload()
-
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.upload()
-
-
 def _backs_up(storage: Storage, sweep: SweepConfig) -> bool:
     return not storage.is_local and sweep.study_storage is None
 
@@ -360,31 +339,6 @@ def _trial_resources(sweep: SweepConfig) -> dict[str, float]:
     if sweep.workers_per_trial > 0:
         return {"cpu": 0.2}
     return {"cpu": 1.0} | ({"gpu": 1.0} if sweep.use_gpu else {})
-
-
-def _study_file(storage: Storage, name: str, work_dir: str | Path | None, resume: bool) -> Path:
-    """The SQLite file of the study: in the sweep folder, or a local copy for an S3 sweep.
-
-    The file in a sweep folder is the study's record: a new sweep refuses to start over it (it would
-    overwrite the folder's results), and a resumed one starts from it; for an S3 sweep, from the copy
-    in S3 (a local copy may be another machine's, or stale).
-    """
-    if storage.exists(STUDY_DB) and not resume:
-        raise ConfigError(f"{storage.url(STUDY_DB)}: this sweep folder already holds a study: pass resume "
-                          "(--resume) to continue it, or choose another output folder")
-    if storage.is_local:
-        Path(storage.root).mkdir(parents=True, exist_ok=True)
-        return Path(storage.path(STUDY_DB))
-    key = hashlib.sha1(storage.url("").encode()).hexdigest()[:12]
-    local = Path(work_dir or Path(tempfile.gettempdir()) / "prtreid-sweeps" / f"{name}-{key}") / STUDY_DB
-    local.parent.mkdir(parents=True, exist_ok=True)
-    if storage.exists(STUDY_DB):
-        with atomic_path(local) as tmp:
-            tmp.write_bytes(storage.read_bytes(STUDY_DB))
-    elif local.exists():  # left by an earlier sweep whose S3 folder is gone: not this folder's record
-        log.warning("%s: removing a local study copy that %s does not hold", local, storage.url(STUDY_DB))
-        local.unlink()
-    return local
 
 
 def _check_root(space: SearchSpace, root: type) -> None:
