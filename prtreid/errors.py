@@ -25,6 +25,11 @@ class FormatError(ValueError):
         super().__init__(f"{loc}: {message}")
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message ("" if it has none), for one-line errors."""
+    return (str(exc).strip().splitlines() or [""])[0]
+
+
 class ConfigError(ValueError):
     """Invalid configuration; the message names the file (if any) and the key."""
 

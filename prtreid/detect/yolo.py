@@ -16,7 +16,7 @@ import numpy as np
 
 from prtreid.detect.base import (PERSON_CLASS, PERSON_NAMES, DetectorConfig, FrameDetections, canonical_classes,
                                  check_batch)
-from prtreid.errors import ConfigError, FormatError
+from prtreid.errors import ConfigError, FormatError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +83,8 @@ class YoloDetector:
         try:
             self.model = YOLO(self.weights, task="detect")
         except Exception as exc:  # ultralytics and torch raise many types for a file they cannot read
-            first = (str(exc).strip().splitlines() or [""])[0]
             raise FormatError(self.weights, None, f"not YOLO weights ultralytics can load ({type(exc).__name__}: "
-                                                  f"{first})") from None
+                                                  f"{first_line(exc)})") from None
         self.classes = canonical_classes(self.model.names)
         kept = list(cfg.classes) or list(self.classes)
         if PERSON_CLASS not in {self.classes.get(c, c) for c in kept}:

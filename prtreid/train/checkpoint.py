@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from prtreid.config import from_dict, to_plain
-from prtreid.errors import FormatError
+from prtreid.errors import FormatError, first_line
 from prtreid.model.prtreid import ModelConfig, PRTReID
 from prtreid.storage import atomic_path
 
@@ -67,7 +67,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[PR
     try:
         model.load_state_dict(blob["state_dict"] if "state_dict" in blob else blob["model"])
     except RuntimeError as exc:
-        raise FormatError(path, None, f"its weights do not fit its model_config ({str(exc).splitlines()[0]})") from None
+        raise FormatError(path, None, f"its weights do not fit its model_config ({first_line(exc)})") from None
     return model.to(device).eval(), meta
 
 
@@ -109,5 +109,4 @@ def _torch_load(path: str | Path, not_ours: str) -> Any:
     except FileNotFoundError:
         raise
     except Exception as exc:  # torch raises many types for a file it cannot read
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise FormatError(path, None, f"{not_ours} ({type(exc).__name__}: {first})") from None
+        raise FormatError(path, None, f"{not_ours} ({type(exc).__name__}: {first_line(exc)})") from None
