@@ -210,6 +210,38 @@ def test_a_tracks_table_without_boxes_or_not_parquet_is_refused(tmp_path: Path) 
         evaluate_tracking(root, tmp_path / "pred")
 
 
+def _at_row_5(value: object):
+    def change(column: pd.Series) -> pd.Series:
+        column = column.astype(object)
+        column.iloc[4] = value
+        return column
+    return change
+
+
+BAD_COLUMNS = [  # (column, how it is spoilt, the row the error names, how the message shows the value)
+    pytest.param("left", _at_row_5(np.nan), 5, "nan", id="nan-left"),
+    pytest.param("width", _at_row_5(-4.0), 5, "-4.0", id="negative-width"),
+    pytest.param("frame", _at_row_5(2.5), 5, "2.5", id="fractional-frame"),
+    pytest.param("team", _at_row_5(2.0), 5, "2.0", id="team-2"),
+    pytest.param("team", lambda c: c.map({0.0: "left", 1.0: "right"}), 1, "'left'", id="team-text"),
+    pytest.param("role", lambda c: pd.Series(range(len(c))), 1, "0", id="role-number"),
+]
+
+
+@pytest.mark.parametrize(("column", "spoil", "row", "shown"), BAD_COLUMNS)
+def test_a_tracks_table_value_that_cannot_be_scored_is_refused_by_row(tmp_path: Path, column: str, spoil,
+                                                                      row: int, shown: str) -> None:
+    gt = _gt()
+    root = _write(tmp_path / "gt", gt)
+    _predict(tmp_path / "pred", gt, {1: 0, 2: 1, 3: None}, {1: "player", 2: "player", 3: "referee"})
+    path = tmp_path / "pred" / "SNMOT-777.tracks.parquet"
+    table = pd.read_parquet(path)
+    table[column] = spoil(table[column])
+    table.to_parquet(path)
+    with pytest.raises(FormatError, match=rf"^{re.escape(str(path))} \[row {row}\]: column '{column}' holds {shown}$"):
+        evaluate_tracking(root, tmp_path / "pred")
+
+
 def test_iou_matrix() -> None:
     a = np.array([[0, 0, 10, 10], [0, 0, 10, 10.0]])
     b = np.array([[5, 0, 10, 10], [20, 20, 5, 5.0]])

@@ -38,6 +38,7 @@ COMBINED = "COMBINED"
 GAMESTATE_FILE = "Labels-GameState.json"
 BOX_COLUMNS = ("frame", "left", "top", "width", "height")
 """Columns of a ``.tracks.parquet`` table that team and role scoring needs (``team``/``role`` are optional)."""
+WHOLE_COLUMNS = ("frame", "track_id")
 MAX_ID = 2**53
 """Largest track id: MOT text is read as float64, which holds whole numbers exactly only up to 2**53."""
 
@@ -51,7 +52,8 @@ def evaluate_tracking(gt_root: str | Path, pred_dir: str | Path) -> dict[str, di
 
     Raises:
         FormatError: two sequences of one name, or a table trackeval would misread (see :func:`table_problem`),
-            or a tracks table that is not Parquet or lacks a box column.
+            or a tracks table that is not Parquet, lacks a box column or holds a value it cannot score
+            (all checked before trackeval runs).
         FileNotFoundError: no sequence with ground truth, or a sequence without a prediction.
     """
     pred_dir = Path(pred_dir)
@@ -63,12 +65,13 @@ def evaluate_tracking(gt_root: str | Path, pred_dir: str | Path) -> dict[str, di
     for s in seqs:
         _check_gt(s)
     preds = {s.name: _read_prediction(pred_dir, s) for s in seqs}
+    paths = {s.name: pred_dir / f"{s.name}.tracks.parquet" for s in seqs}
+    tables = {name: read_tracks(path, BOX_COLUMNS) for name, path in paths.items() if path.exists()}
     results = hota_metrics({s.name: s.gt for s in seqs}, preds, {s.name: s.info.seq_length for s in seqs})
     totals = {"team": [0, 0], "role": [0, 0], "keeper_team": [0, 0]}
     for s in seqs:
-        table = pred_dir / f"{s.name}.tracks.parquet"
-        if table.exists():
-            acc = attribute_accuracy(s, read_tracks(table, BOX_COLUMNS))
+        if s.name in tables:
+            acc = attribute_accuracy(s, tables[s.name])
             results[s.name] |= {k: v for k, v in acc.items() if not k.startswith("_")}
             for key in totals:
                 totals[key][0] += acc[f"_{key}_correct"]
@@ -83,7 +86,10 @@ def read_tracks(path: Path, columns: Iterable[str]) -> pd.DataFrame:
     """A ``.tracks.parquet`` table of ``prtreid track``, checked to hold ``columns``.
 
     Raises:
-        FormatError: the file is not a Parquet table, or lacks some of ``columns`` (all of them named).
+        FormatError: the file is not a Parquet table, lacks some of ``columns`` (all of them named), or
+            holds a value that cannot be scored or drawn: a frame or track id that is not a whole number, a
+            box coordinate that is not finite, a negative size, a team other than 0, 1 or missing, a role
+            that is not text. The message names the first such row, counted from 1.
     """
     try:
         table = pd.read_parquet(path)
@@ -93,7 +99,57 @@ def read_tracks(path: Path, columns: Iterable[str]) -> pd.DataFrame:
     if missing:
         raise FormatError(path, None, f"missing column(s) {', '.join(missing)} "
                                       f"(has: {', '.join(map(str, table.columns)) or 'none'})")
+    problem = _column_problem(table)
+    if problem:
+        raise FormatError(path, f"row {problem[0] + 1}", problem[1])
     return table
+
+
+def _column_problem(table: pd.DataFrame) -> tuple[int, str] | None:
+    """The first row (0-based) whose value in a known column cannot be scored or drawn, and why."""
+    checks = [(c, _not_whole) for c in WHOLE_COLUMNS] + [(c, _not_finite) for c in ("left", "top")]
+    checks += [(c, _not_size) for c in ("width", "height")] + [("team", _not_team), ("role", _not_role)]
+    found = []
+    for column, check in checks:
+        if column in table.columns:
+            bad = np.flatnonzero(check(table[column]))
+            if len(bad):
+                value = table[column].iloc[bad[0]]
+                shown = value.item() if isinstance(value, np.generic) else value  # 2.5, not np.float64(2.5)
+                found.append((int(bad[0]), f"column {column!r} holds {shown!r}"))
+    return min(found, default=None)
+
+
+def _numbers(column: pd.Series) -> np.ndarray:
+    """``column`` as float64, NaN where a value is missing or not a number."""
+    try:
+        return pd.to_numeric(column, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    except (TypeError, ValueError):  # values pandas cannot even try, such as lists
+        return np.full(len(column), np.nan)
+
+
+def _not_finite(column: pd.Series) -> np.ndarray:
+    return ~np.isfinite(_numbers(column))
+
+
+def _not_size(column: pd.Series) -> np.ndarray:
+    values = _numbers(column)
+    return ~(np.isfinite(values) & (values >= 0))
+
+
+def _not_whole(column: pd.Series) -> np.ndarray:
+    values = _numbers(column)
+    return ~(np.isfinite(values) & (values == np.round(values)))
+
+
+def _not_team(column: pd.Series) -> np.ndarray:
+    """A team is a cluster id, 0 or 1, or missing (no team: referees, staff)."""
+    values = _numbers(column)
+    return ~(np.isin(values, (0, 1)) | column.isna().to_numpy())
+
+
+def _not_role(column: pd.Series) -> np.ndarray:
+    return ~np.array([isinstance(v, str) for v in column], bool) & ~column.isna().to_numpy()
 
 
 def table_problem(table: MotTable, seq_length: int) -> tuple[int, str] | None:
