@@ -155,6 +155,17 @@ def test_detector_weights_under_the_home_folder_are_checked_where_the_detector_r
         PipelineConfig(detector=f"yolo:{tmp_path}/best.pt"), None)
 
 
+def test_a_request_must_fit_one_node_not_the_cluster_sum() -> None:
+    from prtreid.distributed.runtime import most_per_node
+
+    gpu_nodes = [{"CPU": 8.0, "GPU": 1.0}, {"CPU": 8.0, "GPU": 1.0}]
+    assert most_per_node({"GPU": 2.0}, gpu_nodes) == {"GPU": 1.0}  # 2 GPUs in all, never on one node
+    assert most_per_node({"CPU": 4.0, "GPU": 1.0}, gpu_nodes) is None
+    split = [{"CPU": 1.0, "GPU": 1.0}, {"CPU": 16.0}]  # each amount exists, never together
+    assert most_per_node({"CPU": 4.0, "GPU": 1.0}, split) == {"CPU": 16.0, "GPU": 1.0}
+    assert most_per_node({"CPU": 1.0}, []) == {"CPU": 0.0}
+
+
 def test_resource_requests_a_private_ray_cannot_place_are_refused(ray_session: dict,
                                                                   caplog: pytest.LogCaptureFixture) -> None:
     from prtreid.distributed.runtime import check_fits
@@ -162,9 +173,10 @@ def test_resource_requests_a_private_ray_cannot_place_are_refused(ray_session: d
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    with pytest.raises(ConfigError, match=r"an actor asks for 0.5 GPU \(the Ray cluster has 0\): a local Ray"):
+    with pytest.raises(ConfigError, match=r"an actor asks for 1 CPU, 0.5 GPU on one node; no Ray node has that "
+                                          r"\(the most one node has: 2 CPU, 0 GPU\): a local Ray"):
         check_fits({"CPU": 1, "GPU": 0.5}, True, "an actor")
-    with pytest.raises(ConfigError, match=r"asks for 3 CPU \(the Ray cluster has 2\)"):
+    with pytest.raises(ConfigError, match=r"asks for 3 CPU on one node; .*\(the most one node has: 2 CPU\)"):
         check_fits({"cpu": 3}, True, "a trial")
     check_fits({"CPU": 1, "GPU": 0.5}, False, "an actor")
     assert "it waits until a node that has them joins" in caplog.text

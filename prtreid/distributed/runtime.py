@@ -111,21 +111,33 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> dict[str
 def check_fits(request: dict[str, float], private: bool, what: str) -> None:
     """Refuse a per-task resource request (``{"CPU": 1, "GPU": 0.5}``) that a private local Ray can never place.
 
+    A task runs on one node, so the request must fit a single node's resources, not the cluster's sum.
     Ray would wait for ever. A cluster may gain nodes from its autoscaler, so there the same case
     is a warning only.
 
     Raises:
         ConfigError: ``private`` and the request exceeds this machine's Ray resources.
     """
-    have = ray.cluster_resources()
-    short = {k.upper(): v for k, v in request.items() if v > have.get(k.upper(), 0.0)}
-    if not short:
+    asked = {k.upper(): v for k, v in request.items() if v > 0}
+    most = most_per_node(asked, [n["Resources"] for n in ray.nodes() if n.get("Alive")])
+    if most is None:
         return
-    message = f"{what} asks for " + ", ".join(f"{v:g} {k} (the Ray cluster has {have.get(k, 0.0):g})"
-                                              for k, v in short.items())
+    message = (f"{what} asks for {_amounts(asked)} on one node; no Ray node has that "
+               f"(the most one node has: {_amounts(most)})")
     if private:
         raise ConfigError(f"{message}: a local Ray on this machine could never start it")
     log.warning("%s now; it waits until a node that has them joins", message)
+
+
+def most_per_node(request: dict[str, float], nodes: list[dict[str, float]]) -> dict[str, float] | None:
+    """``None`` when some node of ``nodes`` holds all of ``request``; else the most of each resource one node has."""
+    if any(all(node.get(k, 0.0) >= v for k, v in request.items()) for node in nodes):
+        return None
+    return {k: max((node.get(k, 0.0) for node in nodes), default=0.0) for k in request}
+
+
+def _amounts(resources: dict[str, float]) -> str:
+    return ", ".join(f"{v:g} {k}" for k, v in resources.items())
 
 
 def stop_ray() -> None:
