@@ -54,7 +54,7 @@ class CropConfig:
     """Settings of the crop store and of the re-id dataset read from it.
 
     Attributes:
-        min_height: boxes lower than this (pixels, in the frame) are skipped.
+        min_height: boxes whose part inside the frame is lower than this (pixels) are skipped.
         min_visibility: crops whose visibility is known and below this are skipped.
         max_per_identity: at most this many crops per track, evenly spaced along it; 0 = no cap.
         frame_stride: only frames 1, 1 + stride, 1 + 2 * stride, ... are considered.
@@ -261,10 +261,12 @@ def _candidates(seq: Sequence, cfg: CropConfig) -> pd.DataFrame:
     y0 = np.clip(np.floor(gt.box[:, 1]), 0, seq.info.im_height).astype(np.int64)
     x1 = np.clip(np.ceil(gt.box[:, 0] + gt.box[:, 2]), 0, seq.info.im_width).astype(np.int64)
     y1 = np.clip(np.ceil(gt.box[:, 1] + gt.box[:, 3]), 0, seq.info.im_height).astype(np.int64)
+    # the height that shows in the frame: a box mostly above or below the image gives a sliver of a crop
+    shown = np.minimum(gt.box[:, 1] + gt.box[:, 3], seq.info.im_height) - np.maximum(gt.box[:, 1], 0.0)
     keep = (
         ((gt.frame - 1) % cfg.frame_stride == 0)
         & np.isin(role, list(cfg.roles))
-        & (gt.box[:, 3] >= cfg.min_height)
+        & (shown >= cfg.min_height)
         & (x1 > x0) & (y1 > y0)
     )
     tracks = [info[t] for t in gt.track_id[keep].tolist()]
@@ -354,7 +356,7 @@ def _write_crop(out_dir: Path, seq_name: str, row: Any, image: np.ndarray,
         return rel, None
     mask = decode_parts(part_map[ys, xs], int(row.track_id))
     if size is not None:
-        mask = cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST)
+        mask = cv2.resize(mask, size, interpolation=cv2.INTER_NEAREST_EXACT)  # pixel centres, as INTER_AREA
     mask_rel = f"{MASK_FOLDER}/{seq_name}/{name}.png"
     ok, png = cv2.imencode(".png", mask)
     if not ok:

@@ -175,7 +175,9 @@ class ReidDataset(Dataset[dict[str, torch.Tensor]]):
         mask = cv2.imread(str(mask_path), cv2.IMREAD_UNCHANGED)
         if mask is None:
             raise FileNotFoundError(f"{mask_path}: missing or unreadable part mask")
-        return image, cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
+        # nearest by pixel centre (INTER_NEAREST_EXACT), the sampling grid of INTER_LINEAR: plain INTER_NEAREST
+        # samples pixel corners and shifts the parts by up to a pixel against the image
+        return image, cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST_EXACT)
 
     def _labels(self) -> None:
         idx = self.index
