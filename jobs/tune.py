@@ -54,8 +54,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     tracker.add_argument("--sequences", required=True, help="validation sequences with gt/gt.txt")
     tracker.add_argument("--model", help="PRTReID model.pt (omit: motion-only tracking)")
     tracker.add_argument("--config", type=Path, help="base pipeline YAML (default: the sports preset)")
-    tracker.add_argument("--detector", help="oracle (gt boxes) or det (public det.txt); default: the config's, "
-                                            "else oracle")
+    tracker.add_argument("--detector", help="oracle (gt boxes), det (public det.txt) or yolo:WEIGHTS; "
+                                            "default: the config's, else oracle")
     tracker.add_argument("--device", help="override the pipeline's device")
     for q in (losses, tracker):
         q.add_argument("--space", type=Path, required=True, help="search space YAML")
@@ -67,7 +67,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         q.add_argument("--resume", action="store_true", help="continue the sweep in --out")
         q.add_argument("--objective", help="composite weights, e.g. mAP=0.5,team_acc=0.25,role_acc=0.25")
         q.add_argument("--pareto", help="multi-objective search over these metrics, e.g. mAP,team_acc,role_acc")
-        q.add_argument("--cpus-per-trial", type=float, help="Tune resources of a trial (default 1)")
+        q.add_argument("--cpus-per-trial", type=float, help="Tune resources of a trial (default 1; 0.2 with --workers-per-trial, "
+                       "whose workers get --cpus-per-worker each)")
         q.add_argument("--gpus-per-trial", type=float, default=0.0,
                        help="GPUs of a trial (losses: with --workers-per-trial, any value > 0 gives each worker one)")
         q.add_argument("--study-storage", help="Optuna database URL of a shared study, without a password "

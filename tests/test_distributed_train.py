@@ -196,6 +196,15 @@ def test_a_launch_with_other_settings_or_no_data_fails_once_and_keeps_the_run(ki
                           num_workers=2, resources_per_worker=WORKER, max_failures=2)
 
 
+def test_storage_in_a_bucket_that_does_not_exist_is_refused_before_any_worker(s3_server: str, small_store: Path,
+                                                                                tmp_path: Path) -> None:
+    from prtreid.distributed.train import train_distributed
+
+    with pytest.raises(FileNotFoundError, match="^s3://no-such-bucket/runs: no such bucket 'no-such-bucket'$"):
+        train_distributed(tiny_config(1), str(small_store), "s3://no-such-bucket/runs", "x", num_workers=2,
+                          resources_per_worker=WORKER)
+
+
 def download(uri: str, path: Path) -> None:
     """One GET per object (moto re-reads a whole object for every ranged GET of a chunked read)."""
     import boto3

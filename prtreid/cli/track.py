@@ -59,7 +59,8 @@ def pipeline_config(path: Path | None, device: str | None = None):
 
 
 def expand_inputs(paths: list[Path]) -> list[Path]:
-    """Sequence folders and videos; a folder that is neither is searched one level down.
+    """Sequence folders and videos; in a folder that is neither, sequence folders are found at any depth
+    and videos directly in it.
 
     Raises:
         FileNotFoundError: such a folder holds no sequence folder and no video.

@@ -6,10 +6,13 @@ Each batch holds ``p_ids`` identities with ``k_instances`` crops each, and inclu
 has them, at least ``min_per_team`` identities of each team and ``role_minimums[r]`` identities of
 each listed role, so that the team triplet loss and the role loss always have material.
 
-A match with ``n`` identities gives ``ceil(n / p_ids)`` batches per epoch. Identities are taken
-from a shuffled queue of the match, so an epoch shows nearly all of them; the identities that fill
-the minimums (rare roles, a short team) recur in every batch of their match. The epoch's batches are shuffled across matches, then shared between
-distributed ranks (``rank::world_size``); every rank gets the same number of batches.
+Per epoch, a match with ``n`` identities gives ``ceil(n / p_ids)`` groups of ``p_ids`` identities
+(``epoch="identities"``) or, by default (``epoch="crops"``), one group per ``p_ids * k_instances``
+of its crops where that is more; ``matches_per_batch`` groups of different matches make one batch.
+Identities are taken from a shuffled queue of the match, so an epoch shows nearly all of them; the
+identities that fill the minimums (rare roles, a short team) recur in every group of their match.
+The epoch's batches are shuffled across matches, then shared between distributed ranks
+(``rank::world_size``); every rank gets the same number of batches.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Three ways to get a Ray runtime:
 
 * :func:`start_local_ray`: a private single-machine Ray for tests, benchmarks and laptop runs. It
   binds to the loopback interface only, keeps its session files under ``tmpdir`` and caps the object
-  store (see ``ENVIRONMENT.md``, "Ray on these machines").
+  store.
 * :func:`connect`: what entrypoints call. An explicit address (``auto``, ``HOST:PORT``,
   ``ray://HOST:10001``) joins that cluster; otherwise ``RAY_ADDRESS`` (set by ``ray job submit``
   for the job's driver) joins the cluster the job runs on; otherwise a local Ray is started.

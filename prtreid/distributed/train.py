@@ -47,6 +47,7 @@ from prtreid.data.crops import INDEX_FILE, CropConfig, build_crops
 from prtreid.distributed.runtime import storage_for_ray, storage_uri
 from prtreid.distributed.staging import clean_stale, scratch
 from prtreid.errors import ConfigError, FormatError
+from prtreid.storage import Storage
 from prtreid.train.config import ExperimentConfig, experiment_from_dict
 from prtreid.train.loop import CHECKPOINT, MODEL, Runtime, fit
 
@@ -108,9 +109,11 @@ def train_distributed(cfg: ExperimentConfig, data: str, storage: str, name: str,
 
     Raises:
         ConfigError: the run's latest checkpoint holds other settings or data; or bad settings.
-        FormatError, FileNotFoundError: ``data`` is malformed or missing (no worker retries those).
+        FormatError, FileNotFoundError: ``data`` is malformed or missing (no worker retries those), or
+            ``storage`` names an S3 bucket that does not exist (checked before Ray starts any worker).
         ray.train.TrainingFailedError: the run failed more than ``max_failures`` times.
     """
+    Storage(storage).check_bucket()
     storage_path, fs = storage_for_ray(storage)
     trainer = TorchTrainer(
         train_worker, train_loop_config=worker_config(cfg, data, cache_dir, epoch_hook),

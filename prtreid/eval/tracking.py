@@ -46,7 +46,7 @@ MAX_ID = 2**53
 def evaluate_tracking(gt_root: str | Path, pred_dir: str | Path) -> dict[str, dict[str, float]]:
     """Per-sequence and combined metrics (fractions in 0..1) for every sequence of ``gt_root``.
 
-    Keys per sequence: ``HOTA``, ``DetA``, ``AssA``, ``MOTA``, ``IDF1``, and, when the
+    Keys per sequence: ``HOTA``, ``DetA``, ``AssA``, ``MOTA``, ``IDF1``, ``IDSW`` and, when the
     prediction has a ``<seq>.tracks.parquet`` with team/role columns, ``team_acc``/``role_acc``
     (and ``keeper_team_acc`` where a goalkeeper of a team is seen).
 
