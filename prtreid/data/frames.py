@@ -81,9 +81,13 @@ class VideoFrames:
             with av.open(str(self.path)) as container:
                 stream = container.streams.video[0]
                 stream.thread_type = "AUTO"
+                first: tuple[int, ...] = ()
                 for frame in container.decode(stream):
                     count += 1
-                    yield count, frame.to_ndarray(format="bgr24")
+                    image = frame.to_ndarray(format="bgr24")
+                    first = first or image.shape[:2]
+                    _check_size(self.path, count, image, first)
+                    yield count, image
         except av.error.FFmpegError as exc:
             raise FrameError(f"{self.path}: decoding failed after {count} frames ({exc})") from None
         if count == 0:
@@ -93,6 +97,14 @@ class VideoFrames:
         if declared - count > max(2, min(round(self.info.fps), declared // 100)):
             raise FrameError(f"{self.path}: truncated or corrupt: decoded {count} of the {declared} frames "
                              "its container declares")
+
+
+def _check_size(path: Path, count: int, image: np.ndarray, first: tuple[int, ...]) -> None:
+    """Refuse frame ``count`` where its size is not ``first`` (the first frame's): boxes, camera motion
+    and batches of frames all assume one frame size per video."""
+    if image.shape[:2] != first:
+        raise FrameError(f"{path}: frame {count} is {image.shape[1]}x{image.shape[0]}, and the first frame is "
+                         f"{first[1]}x{first[0]}: a video whose frame size changes is not supported")
 
 
 def _frames_in_duration(container: av.container.InputContainer, fps: float) -> int | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import numpy as np
 import pandas as pd
 
 from prtreid.data.frames import open_frames, write_video
+
+log = logging.getLogger(__name__)
 
 TEAM_COLOURS = {0: (255, 140, 30), 1: (40, 40, 230)}  # BGR: blue-ish, red-ish
 ROLE_COLOURS = {"goalkeeper": (0, 215, 255), "referee": (20, 20, 20), "other": (180, 180, 180),
@@ -33,9 +36,10 @@ def draw_frame(image: np.ndarray, rows: pd.DataFrame) -> np.ndarray:
     """A copy of ``image`` with every row's box, id and role tag."""
     out = image.copy()
     scale = max(0.4, image.shape[0] / 1080)
+    height, width = image.shape[:2]
     for r in rows.itertuples(index=False):
-        x1, y1 = int(r.left), int(r.top)
-        x2, y2 = int(r.left + r.width), int(r.top + r.height)
+        x1, x2 = (_pixel(x, width) for x in (r.left, r.left + r.width))
+        y1, y2 = (_pixel(y, height) for y in (r.top, r.top + r.height))
         colour = colour_of(r.team, r.role)
         cv2.rectangle(out, (x1, y1), (x2, y2), colour, max(1, round(2 * scale)), cv2.LINE_AA)
         tag = f"{r.track_id}" + (f" {ROLE_TAGS.get(str(r.role), '')}" if pd.notna(r.role) else "")
@@ -44,6 +48,12 @@ def draw_frame(image: np.ndarray, rows: pd.DataFrame) -> np.ndarray:
         cv2.putText(out, tag.strip(), (x1 + 2, y1 - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * scale,
                     (255, 255, 255), 1, cv2.LINE_AA)
     return out
+
+
+def _pixel(value: float, size: int) -> int:
+    """A box coordinate as a drawing position, kept within one image size of the image (OpenCV takes 32-bit
+    positions, and a box edge that far out is not drawn anyway)."""
+    return int(np.clip(value, -size, 2 * size))
 
 
 def render(source: str | Path, tracks: pd.DataFrame, out: str | Path, max_frames: int | None = None) -> int:
@@ -55,10 +65,26 @@ def render(source: str | Path, tracks: pd.DataFrame, out: str | Path, max_frames
     by_frame = dict(tuple(tracks.groupby("frame")))
     empty = tracks.iloc[:0]
 
+    last = 0
+
     def drawn() -> Iterator[np.ndarray]:
+        nonlocal last
         for frame_id, image in frames:
             if max_frames is not None and frame_id > max_frames:
                 return
+            last = frame_id
             yield draw_frame(image, by_frame.get(frame_id, empty))
 
-    return write_video(out, drawn(), fps=frames.info.fps)
+    n = write_video(out, drawn(), fps=frames.info.fps)
+    _warn_undrawn(tracks, source, last, max_frames)
+    return n
+
+
+def _warn_undrawn(tracks: pd.DataFrame, source: str | Path, last: int, max_frames: int | None) -> None:
+    """Log the rows of frames after the source's last one (``last``), left out of the video."""
+    if max_frames is not None and last >= max_frames:
+        return  # the video stopped where it was asked to
+    beyond = int((tracks["frame"] > last).sum())
+    if beyond:
+        log.warning("%s has %d frames, and %d rows of the tracks are in later frames (up to frame %d): they "
+                    "were not drawn (tracks of another input?)", source, last, beyond, int(tracks["frame"].max()))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -25,7 +26,7 @@ import pandas as pd
 from prtreid.data.frames import SequenceFrames, open_frames
 from prtreid.data.soccernet import format_mot, load_sequence
 from prtreid.data.types import BALL_ROLE, MotTable
-from prtreid.detect.base import PERSON_CLASS, DetectorConfig
+from prtreid.detect.base import PERSON_CLASS, DetectorConfig, FrameDetections
 from prtreid.detect.factory import make_detector
 from prtreid.errors import ConfigError
 from prtreid.pipeline.embed import Embedder
@@ -40,6 +41,8 @@ from prtreid.track.tracklets import (
 )
 from prtreid.train.checkpoint import load_model
 from prtreid.train.loop import resolve_device
+
+log = logging.getLogger(__name__)
 
 STAGES = ("decode", "detect", "embed", "track", "post")
 
@@ -119,7 +122,11 @@ class VideoPipeline:
 
     def run(self, source_path: str | Path, name: str | None = None,
             meta: dict[str, Any] | None = None) -> VideoResult:
-        """Track every person of one sequence folder or video file, and the ball where it is detected."""
+        """Track every person of one sequence folder or video file, and the ball where it is detected.
+
+        Boxes with no pixel in their frame (see :func:`in_frame`) are dropped; the summary's
+        ``dropped_boxes`` counts them.
+        """
         source = open_frames(source_path)  # a missing or undecodable input fails here, with its path
         name = name or source.info.name
         if self._detector is None and not isinstance(source, SequenceFrames):
@@ -132,14 +139,15 @@ class VideoPipeline:
         timings = dict.fromkeys(STAGES, 0.0)
         rows: list[TrackTable] = []
         tentative: list[TrackTable] = []
-        frames_done = 0
+        frames_done = dropped = 0
         start = time.perf_counter()
         for ids, frames in _batches(source, self.cfg.batch_frames, timings):
             t = time.perf_counter()
-            dets = detector.detect(frames, ids)
-            for frame_id, det in zip(ids, dets):
-                ball.update(frame_id, det)
-            dets = [det.select(det.classes == PERSON_CLASS) for det in dets]  # a YOLO may keep other classes
+            shown = [in_frame(det, image.shape) for det, image in zip(detector.detect(frames, ids), frames)]
+            dropped += sum(s.dropped for s in shown)
+            for frame_id, s in zip(ids, shown):
+                ball.update(frame_id, s.kept)
+            dets = [s.kept.select(s.kept.classes == PERSON_CLASS) for s in shown]  # a YOLO may keep other classes
             timings["detect"] += (t2 := time.perf_counter()) - t
             embs = self.embedder.embed(frames, [d.boxes for d in dets]) if self.embedder else [None] * len(ids)
             timings["embed"] += (t3 := time.perf_counter()) - t2
@@ -159,8 +167,13 @@ class VideoPipeline:
             table = backfill_tentative(table, TrackTable.concat(tentative))
         table = self._postprocess(table, ball)
         timings["post"] = time.perf_counter() - t
-        summary = _summary(name, os.path.abspath(source_path), frames_done, table, timings, time.perf_counter() - start, meta)
+        summary = _summary(name, os.path.abspath(source_path), frames_done, table, timings,
+                           time.perf_counter() - start, meta)
         summary["config"] = {"detector": self.cfg.detector, "cmc": self.cfg.cmc, "model": self.embedder is not None}
+        summary["dropped_boxes"] = dropped
+        if dropped:
+            log.warning("%s: %d detector boxes with no pixel in their frame (no width or height, or outside the "
+                        "image) were dropped", source_path, dropped)
         return VideoResult(name, table, summary)
 
     def _postprocess(self, table: TrackTable, ball: BallTrack) -> pd.DataFrame:
@@ -173,7 +186,7 @@ class VideoPipeline:
         table = refine_boxes(table, self.cfg)
         if len(ball):  # the ball's track takes the next free id; a role only where people have one (a model)
             ball_id = int(table.track_id.max(initial=0)) + 1
-            if roles:
+            if roles or self.embedder is not None:
                 roles[ball_id] = BALL_ROLE
             table = TrackTable.concat([table, ball.table(ball_id)]).sorted()
         ltwh = np.concatenate([table.box[:, :2], table.box[:, 2:] - table.box[:, :2]], axis=1)
@@ -185,6 +198,27 @@ class VideoPipeline:
             "role": pd.array([roles.get(int(t)) for t in table.track_id], dtype="string"),
             "interpolated": table.interpolated,
         })
+
+
+@dataclass(frozen=True)
+class InFrame:
+    """A frame's detections split into those kept and the number dropped."""
+
+    kept: FrameDetections
+    dropped: int
+
+
+def in_frame(det: FrameDetections, shape: tuple[int, ...]) -> InFrame:
+    """The detections whose box covers part of an image of ``shape`` (H, W, ...).
+
+    A box without a positive width or height, or entirely outside the image, shows nothing to track
+    or embed: it is dropped. A box partly outside the image is kept as it is.
+    """
+    b = det.boxes
+    width = np.minimum(b[:, 2], shape[1]) - np.maximum(b[:, 0], 0.0)
+    height = np.minimum(b[:, 3], shape[0]) - np.maximum(b[:, 1], 0.0)
+    keep = (width > 0) & (height > 0)
+    return InFrame(det if keep.all() else det.select(keep), int((~keep).sum()))
 
 
 def refine_boxes(table: TrackTable, cfg: PipelineConfig) -> TrackTable:
