@@ -47,7 +47,13 @@ def test_sequence_folder_source(tmp_path: Path) -> None:
     assert isinstance(source, SequenceFrames) and source.info.num_frames == 3
     assert [f for f, _ in source] == [1, 2, 3]
     (tmp_path / "img1" / "000002.jpg").unlink()
-    with pytest.raises(FrameError, match="000002.jpg"):
+    with pytest.raises(FrameError, match="000002.jpg: missing or unreadable frame 2$"):
+        list(open_frames(tmp_path))
+    for i in (1, 2, 3):  # frames saved as PNG while seqinfo.ini says .jpg
+        cv2.imwrite(str(tmp_path / "img1" / f"{i:06d}.png"), _frames(1)[0])
+        (tmp_path / "img1" / f"{i:06d}.jpg").unlink(missing_ok=True)
+    with pytest.raises(FrameError, match=r"000001.jpg: missing or unreadable frame 1 \(the folder has 000001.png: "
+                                         r"is seqinfo.ini's imExt right\?\)"):
         list(open_frames(tmp_path))
 
 

@@ -50,7 +50,7 @@ class SequenceFrames:
             path = folder / f"{frame:06d}{self.seqinfo.im_ext}"
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if image is None:
-                raise FrameError(f"{path}: missing or unreadable frame {frame}")
+                raise FrameError(f"{path}: missing or unreadable frame {frame}{_other_extension(path)}")
             if image.shape[:2] != (self.info.height, self.info.width):
                 raise FrameError(f"{path}: frame {frame} is {image.shape[1]}x{image.shape[0]}, and {SEQINFO} "
                                  f"says {self.info.width}x{self.info.height}")
@@ -97,6 +97,14 @@ class VideoFrames:
         if declared - count > max(2, min(round(self.info.fps), declared // 100)):
             raise FrameError(f"{self.path}: truncated or corrupt: decoded {count} of the {declared} frames "
                              "its container declares")
+
+
+def _other_extension(path: Path) -> str:
+    """A hint where ``path`` is missing but the frame is there under another extension than seqinfo's imExt."""
+    if path.exists():
+        return ""
+    others = sorted(p.name for p in path.parent.glob(f"{path.stem}.*") if p.suffix != path.suffix)
+    return f" (the folder has {others[0]}: is seqinfo.ini's imExt right?)" if others else ""
 
 
 def _check_size(path: Path, count: int, image: np.ndarray, first: tuple[int, ...]) -> None:
