@@ -14,19 +14,7 @@ from prtreid.data.frames import open_frames, write_video
 from prtreid.data.soccernet import find_sequences, load_sequence, read_mot
 from prtreid.data.types import MotTable
 from prtreid.eval.tracking import COMBINED, evaluate_tracking, hota_metrics
-from prtreid.model.prtreid import ModelConfig, PRTReID
 from prtreid.storage import Storage
-from prtreid.train.checkpoint import model_meta, save_model
-
-
-@pytest.fixture(scope="module")
-def untrained_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small PRTReID saved as a model file (random weights: plumbing, not quality)."""
-    cfg = ModelConfig(image_size=(64, 32), embed_dim=32, team_dim=8)
-    roles = ("player", "goalkeeper", "referee", "other")
-    path = tmp_path_factory.mktemp("model") / "model.pt"
-    save_model(path, PRTReID.from_config(cfg, num_roles=len(roles)), model_meta(cfg, len(roles), 0, roles))
-    return path
 
 
 def test_track_command_writes_to_s3(synth_data: Path, s3_bucket: str, tmp_path: Path,

@@ -14,9 +14,7 @@ import pytest
 from prtreid.cli import main as cli
 from prtreid.data.frames import open_frames
 from prtreid.errors import FormatError, FrameError
-from prtreid.model.prtreid import ModelConfig, PRTReID
 from prtreid.pipeline.video import PipelineConfig, VideoPipeline
-from prtreid.train.checkpoint import model_meta, save_model
 
 
 @pytest.fixture(scope="module")
@@ -27,16 +25,6 @@ def tiny_seq(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("edges")
     generate_dataset(out, SynthConfig(seqs=1, frames=12, width=320, height=180, seed=3))
     return out / "SNMOT-001"
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small PRTReID with random weights (plumbing, not quality)."""
-    cfg = ModelConfig(image_size=(64, 32), embed_dim=32, team_dim=8)
-    roles = ("player", "goalkeeper", "referee", "other")
-    path = tmp_path_factory.mktemp("model") / "model.pt"
-    save_model(path, PRTReID.from_config(cfg, num_roles=len(roles)), model_meta(cfg, len(roles), 0, roles))
-    return path
 
 
 def _copy(seq: Path, tmp_path: Path) -> Path:
@@ -66,14 +54,14 @@ def test_partly_outside_boxes_are_kept_as_they_are(tiny_seq: Path, tmp_path: Pat
     assert np.allclose(result.tracks[["left", "top", "width", "height"]].to_numpy(), [-10, -20, 30, 60], atol=1e-6)
 
 
-def test_the_ball_keeps_its_role_where_no_person_is_tracked(tiny_seq: Path, tiny_model: Path,
+def test_the_ball_keeps_its_role_where_no_person_is_tracked(tiny_seq: Path, untrained_model: Path,
                                                            tmp_path: Path) -> None:
     seq = _copy(tiny_seq, tmp_path)
     ball_id = next(line.split("=")[0].removeprefix("trackletID_") for line in
                    (seq / "gameinfo.ini").read_text().splitlines() if line.endswith("= ball;1"))
     gt = seq / "gt" / "gt.txt"
     gt.write_text("".join(line + "\n" for line in gt.read_text().splitlines() if line.split(",")[1] == ball_id))
-    tracks = VideoPipeline(PipelineConfig(detector="oracle", cmc="none"), tiny_model).run(seq).tracks
+    tracks = VideoPipeline(PipelineConfig(detector="oracle", cmc="none"), untrained_model).run(seq).tracks
     assert tracks["role"].tolist() == ["ball"] * 12  # not <NA>, as with a model every track has a role
 
 
