@@ -6,7 +6,9 @@ held-out sequences, and a query is ranked only against gallery crops **of its ow
 ``min_frame_gap`` frames to the query are removed from its ranking: they are near-duplicates of the
 query (same pose, same background) and would make rank-1 trivial. Crops of other identities in the
 same frame stay: they are exactly the confusions a tracker faces. Queries with no remaining true
-match are skipped (and counted).
+match are skipped (and counted in ``skipped_queries``; mAP and rank-k average over the others). A tie in
+distance counts against the query: at equal distance, crops of other identities rank first, so the
+metrics never depend on the order of the gallery.
 
 Distance: the visibility-aware part distance of BPBReID: for descriptors of shape (N, P, D)
 (parts plus foreground plus global) with visibility (N, P), the distance of a pair is the mean of
@@ -53,7 +55,7 @@ def reid_metrics(
     min_frame_gap: int = 10,
     ranks: Sequence[int] = (1, 5),
 ) -> dict[str, float]:
-    """mAP and CMC ranks under the protocol of this module (fractions in 0..1).
+    """mAP and CMC ranks under the protocol of this module (fractions in 0..1), ties against the query.
 
     Returns ``{"mAP", "rank1", "rank5", ..., "num_queries", "skipped_queries"}``.
     """
@@ -63,7 +65,8 @@ def reid_metrics(
         same_match = g_match == q_match[i]
         near_dup = (g_pids == q_pids[i]) & (np.abs(g_frames - q_frames[i]) < min_frame_gap)
         keep = same_match & ~near_dup
-        matches = (g_pids[keep] == q_pids[i])[np.argsort(dist[i, keep], kind="stable")]
+        relevant = g_pids[keep] == q_pids[i]
+        matches = relevant[np.lexsort((relevant, dist[i, keep]))]  # by distance; on a tie, wrong identities first
         if not matches.any():
             skipped += 1
             continue
@@ -110,14 +113,21 @@ def team_accuracy(
 def role_metrics(role_pred: np.ndarray, roles: np.ndarray, role_names: Sequence[str]) -> dict[str, object]:
     """Role accuracy, macro-F1 (over roles present in truth or prediction) and the confusion matrix.
 
+    Macro-F1 is sklearn's ``f1_score(average="macro")``: a role absent from both truth and prediction
+    does not count. The confusion matrix has one row per true role and one column per predicted role,
+    in ``role_names`` order. Without samples, accuracy and macro-F1 are 0.
+
     ``role_pred`` is the predicted role index of each sample, or ``(N, R)`` scores (argmax taken).
     """
     pred = np.asarray(role_pred)
     pred = pred.argmax(1) if pred.ndim == 2 else pred
     labels = list(range(len(role_names)))
+    if len(roles) == 0:  # sklearn refuses empty inputs
+        return {"role_acc": 0.0, "role_macro_f1": 0.0, "role_confusion": [[0] * len(labels) for _ in labels],
+                "role_names": list(role_names)}
     present = sorted(set(roles.tolist()) | set(pred.tolist()))
     return {
-        "role_acc": float((pred == roles).mean()) if len(roles) else 0.0,
+        "role_acc": float((pred == roles).mean()),
         "role_macro_f1": float(f1_score(roles, pred, labels=present, average="macro", zero_division=0)),
         "role_confusion": confusion_matrix(roles, pred, labels=labels).tolist(),
         "role_names": list(role_names),
