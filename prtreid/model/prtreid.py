@@ -133,7 +133,8 @@ class ModelOutput:
         """Test-time re-id descriptor: features (B, K+2, D) and visibility (B, K+2).
 
         Rows are the K parts, then foreground, then global (those two always visible). Compare
-        two descriptors with :func:`prtreid.model.metric.part_averaged_distance`.
+        two descriptors with :func:`prtreid.eval.reid.part_distance` (BPBReID's test-time distance,
+        parts weighted by the product of their visibilities), as evaluation and the tracker do.
         """
         source = self.bn_embeddings if use_bn else self.embeddings
         holistic = torch.stack([source["foreground"], source["global"]], dim=1)
