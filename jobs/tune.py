@@ -67,8 +67,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         q.add_argument("--resume", action="store_true", help="continue the sweep in --out")
         q.add_argument("--objective", help="composite weights, e.g. mAP=0.5,team_acc=0.25,role_acc=0.25")
         q.add_argument("--pareto", help="multi-objective search over these metrics, e.g. mAP,team_acc,role_acc")
-        q.add_argument("--cpus-per-trial", type=float, help="Tune resources of a trial (default 1; 0.2 with --workers-per-trial, "
-                       "whose workers get --cpus-per-worker each)")
+        q.add_argument("--cpus-per-trial", type=float,
+                       help="Tune resources of a trial (default 1; 0.2 with --workers-per-trial, whose workers get "
+                            "--cpus-per-worker each)")
         q.add_argument("--gpus-per-trial", type=float, default=0.0,
                        help="GPUs of a trial (losses: with --workers-per-trial, any value > 0 gives each worker one)")
         q.add_argument("--study-storage", help="Optuna database URL of a shared study, without a password "

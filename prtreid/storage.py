@@ -14,9 +14,12 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
+import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
@@ -36,10 +39,14 @@ os.umask(_UMASK)  # read once: mkstemp's files are 0600, a finished file gets th
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """A temporary name beside ``path``; renamed onto ``path`` when the block succeeds, removed otherwise."""
+    """A temporary name beside ``path``; renamed onto ``path`` when the block succeeds, removed otherwise.
+
+    The name, ``.NAME.PID.RANDOM.tmp``, carries the writer's process id, so that what a killed
+    process left behind can be told from what a running one is writing (:func:`remove_stale_temps`).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     os.close(fd)
     try:
         yield Path(tmp)
@@ -47,6 +54,48 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def temp_name(name: str) -> str:
+    """A hidden name beside ``name`` for a folder being written, in the form :func:`remove_stale_temps` knows."""
+    return f".{name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp"
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process of this id runs on this machine (another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temps(folder: str | Path, names: Iterable[str]) -> list[Path]:
+    """Remove the temporaries that :func:`atomic_path` made for ``names`` in ``folder`` and that a process
+    no longer running left (one killed while it wrote); returns what was removed.
+
+    Temporaries of running processes are kept: they may be writing. A temporary may be a folder
+    (``.NAME.PID.RANDOM.tmp`` made by another writer in the same form).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    wanted = "|".join(re.escape(n) for n in names)
+    pattern = re.compile(rf"\.(?:{wanted})\.(\d+)\.[A-Za-z0-9_]+\.tmp")
+    removed = []
+    for entry in folder.iterdir():
+        match = pattern.fullmatch(entry.name)
+        if match is None or process_alive(int(match.group(1))):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        log.info("removed %s, left by a process that was killed while it wrote", entry)
+        removed.append(entry)
+    return removed
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

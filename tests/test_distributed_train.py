@@ -155,7 +155,7 @@ def test_lost_worker_resumes_from_its_last_checkpoint(killed_run) -> None:
 
 
 def test_restarted_workers_remove_what_the_killed_one_left(killed_run) -> None:
-    from prtreid.distributed.staging import staging_root
+    from prtreid.scratch import staging_root
 
     _, marker, _ = killed_run
     assert not (staging_root() / marker.read_text()).exists()

@@ -33,7 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    return exit_status(f"prtreid {args.command}", lambda: args.func(args))
+    prog = f"prtreid {args.command}"
+    try:
+        return exit_status(prog, lambda: args.func(args))
+    except KeyboardInterrupt:  # Ctrl-C: what was written is whole (atomic writes), no traceback to read
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
 
 
 def exit_status(prog: str, run: Callable[[], int | None]) -> int:

@@ -6,7 +6,6 @@ import argparse
 import dataclasses
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 from prtreid.cli.progress import bar
@@ -46,10 +45,11 @@ def crop_store(data: Path, out: Path, cfg) -> Path:
     same crop settings (``out/build.json``); otherwise it is rebuilt.
     """
     from prtreid.data.crops import build_crops
-    from prtreid.storage import atomic_write_text
+    from prtreid.storage import atomic_write_text, remove_stale_temps
 
     if (data / "index.parquet").exists():
         return data
+    remove_stale_temps(out, ("build.json",))
     # through JSON once, so that tuples compare equal to the lists read back from build.json
     stamp = json.loads(json.dumps({"data": str(data.resolve()), "crops": dataclasses.asdict(cfg)}))
     built = out / "build.json"
@@ -67,10 +67,11 @@ def crop_store(data: Path, out: Path, cfg) -> Path:
 
 def run_train(args: argparse.Namespace) -> int:
     """``prtreid train``."""
-    from prtreid.storage import atomic_write_text
+    from prtreid.storage import atomic_write_text, remove_stale_temps
     from prtreid.train.config import load_experiment
     from prtreid.train.loop import check_resumable, fit
 
+    remove_stale_temps(args.out, ("metrics.json",))  # fit removes those of the checkpoint and the model
     overrides = list(args.overrides) + ([f"train.epochs={args.epochs}"] if args.epochs is not None else [])
     cfg = load_experiment(args.config, overrides)
     check_resumable(args.out, cfg)  # before RUN/crops is rebuilt for settings the checkpoint does not hold
@@ -87,6 +88,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from prtreid.data.crops import CropConfig
     from prtreid.errors import FormatError
     from prtreid.model.prtreid import inference_layout
+    from prtreid.scratch import clean_stale, scratch
     from prtreid.train.checkpoint import load_model
     from prtreid.train.config import TrainConfig
     from prtreid.train.evaluate import evaluate_store
@@ -95,9 +97,10 @@ def run_eval(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     model, meta = load_model(args.model, device)
     model = model.to(memory_format=inference_layout(device))
-    with tempfile.TemporaryDirectory(prefix="prtreid-eval-") as tmp:
+    clean_stale()  # the crops of an evaluation that was killed (they can be large)
+    with scratch("eval-") as tmp:
         cfg = dataclasses.replace(CropConfig(), eval_fraction=1.0, roles=tuple(meta["role_names"]))
-        store = crop_store(args.data, Path(tmp), cfg)
+        store = crop_store(args.data, tmp, cfg)
         metrics = evaluate_store(model, store, device, image_size=tuple(meta["model_config"]["image_size"]),
                                  role_names=tuple(meta["role_names"]), min_frame_gap=TrainConfig.min_frame_gap)
     if metrics["num_queries"] == 0:
@@ -115,12 +118,15 @@ def run_eval(args: argparse.Namespace) -> int:
 def run_export(args: argparse.Namespace) -> int:
     """``prtreid export``: exit 1 when an export's outputs differ from the model's by more than the tolerance."""
     from prtreid.model.export import export_onnx, export_torchscript, max_abs_difference
+    from prtreid.storage import atomic_path, remove_stale_temps
     from prtreid.train.checkpoint import load_model
 
     model, _ = load_model(args.model, "cpu")  # CPU graphs run anywhere; a CUDA trace only on CUDA
-    onnx_path = export_onnx(model, args.out / "model.onnx")
-    script_path = export_torchscript(model, args.out / "model.torchscript.pt")
-    diffs = max_abs_difference(model, onnx_path, script_path)
+    onnx_path, script_path = args.out / "model.onnx", args.out / "model.torchscript.pt"
+    remove_stale_temps(args.out, (onnx_path.name, script_path.name))
+    # both under temporary names until both are written and run: a killed export leaves no file that looks whole
+    with atomic_path(onnx_path) as onnx_tmp, atomic_path(script_path) as script_tmp:
+        diffs = max_abs_difference(model, export_onnx(model, onnx_tmp), export_torchscript(model, script_tmp))
     worst = max(diffs.values())
     print(json.dumps({"onnx": str(onnx_path), "torchscript": str(script_path), "max_abs_difference": worst}))
     if worst > args.tolerance:

@@ -8,6 +8,9 @@ from pathlib import Path
 
 from prtreid.cli.progress import bar
 
+RESULT_SUFFIXES = (".txt", ".tracks.parquet", ".summary.json")
+"""The files ``prtreid track`` writes per input (``DIR/<name><suffix>``)."""
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the tracking subcommands."""
@@ -81,8 +84,9 @@ def expand_inputs(paths: list[Path]) -> list[Path]:
     return out
 
 
-def check_unique_names(inputs: list[Path]) -> None:
-    """Refuse inputs whose results would share a name (and overwrite each other), before any work.
+def check_unique_names(inputs: list[Path]) -> list[str]:
+    """The inputs' result names; refuses inputs whose results would share a name (and overwrite each other),
+    before any work.
 
     Raises:
         ConfigError: two inputs with one result name (a sequence's ``seqinfo.ini`` name, a video's stem).
@@ -98,6 +102,7 @@ def check_unique_names(inputs: list[Path]) -> None:
             raise ConfigError(f"{path} and {seen[name]} would both write the results named {name!r}: "
                               "track them into separate --out folders")
         seen[name] = path
+    return list(seen)
 
 
 def run_track(args: argparse.Namespace) -> int:
@@ -105,15 +110,17 @@ def run_track(args: argparse.Namespace) -> int:
     import dataclasses
 
     from prtreid.pipeline.video import VideoPipeline, write_result
-    from prtreid.storage import Storage
+    from prtreid.storage import Storage, remove_stale_temps
 
     cfg = pipeline_config(args.config, args.device)
     if args.detector:
         cfg = dataclasses.replace(cfg, detector=args.detector)
     inputs = expand_inputs(args.input)
-    check_unique_names(inputs)
+    names = check_unique_names(inputs)
     out = Storage(args.out)
     out.check_bucket()
+    if out.is_local:  # what a run killed while it wrote these results left behind
+        remove_stale_temps(out.root, [f"{n}{suffix}" for n in names for suffix in RESULT_SUFFIXES])
     pipeline = VideoPipeline(cfg, args.model)
     progress, close = bar("track", unit="video")
     try:

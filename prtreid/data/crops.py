@@ -35,7 +35,7 @@ from prtreid.data.masks import decode_parts, read_part_map
 from prtreid.data.soccernet import check_unique_names, find_sequences, load_sequence
 from prtreid.data.types import ROLES, Sequence
 from prtreid.errors import FormatError
-from prtreid.storage import atomic_path, atomic_write_bytes
+from prtreid.storage import atomic_path, atomic_write_bytes, remove_stale_temps
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +163,7 @@ def build_crops(data_dir: str | Path, out_dir: str | Path, cfg: CropConfig | Non
     sequences = _load_sequences(data_dir)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out_dir, (INDEX_FILE, SUMMARY_FILE))  # left by a build killed while it wrote them
     (out_dir / INDEX_FILE).unlink(missing_ok=True)
     for folder in (CROP_FOLDER, MASK_FOLDER):
         shutil.rmtree(out_dir / folder, ignore_errors=True)

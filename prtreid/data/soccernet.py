@@ -312,6 +312,7 @@ def find_sequences(root: str | Path) -> list[Path]:
 
     A folder is a sequence when it holds ``seqinfo.ini`` or ``Labels-GameState.json``. Symbolic
     links to folders are followed (a dataset assembled from links to another), each real folder once.
+    Hidden ``.NAME.*.tmp`` folders, clips still being written (or left by a killed writer), are skipped.
     """
     root = Path(root)
     if not root.exists():
@@ -324,10 +325,16 @@ def find_sequences(root: str | Path) -> list[Path]:
             subfolders.clear()
             continue
         seen.add(real)
+        subfolders[:] = [s for s in subfolders if not _being_written(s)]
         if any(m in files for m in markers):
             found.append(Path(folder))
             subfolders.clear()  # a sequence's own folders (img1, gt) hold no sequence
     return sorted(found)
+
+
+def _being_written(folder_name: str) -> bool:
+    """A folder that :func:`prtreid.storage.temp_name` named: not a finished sequence."""
+    return folder_name.startswith(".") and folder_name.endswith(".tmp")
 
 
 def load_sequence(root: str | Path, load_det: bool = True) -> Sequence:

@@ -31,6 +31,7 @@ from prtreid.detect.base import PERSON_CLASS
 from prtreid.detect.oracle import NOT_PEOPLE, MotFileDetector
 from prtreid.detect.yolo import is_cuda, resolve_device, resolve_weights
 from prtreid.errors import ConfigError, FormatError
+from prtreid.storage import remove_stale_temps, temp_name
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +217,9 @@ def train_yolo(
     Args:
         data_yaml: the dataset, as written by :func:`export_yolo_dataset`.
         out_dir: the run folder is ``out_dir/name`` (weights in ``weights/best.pt``, ``last.pt``);
-            an existing run of that name is overwritten.
+            an existing run of that name is replaced once this one is complete. The run trains in a
+            temporary folder beside it, so a killed run leaves the last complete one as it was (and the
+            next run removes what it left).
         model: a model yaml (an untrained network) or a local ``.pt`` to fine-tune.
         epochs, imgsz, batch, seed: as in ultralytics.
         device: ``"auto"``, ``"cpu"``, ``"0"``, ...
@@ -230,17 +233,39 @@ def train_yolo(
 
     dev = resolve_device(device)
     out_dir = Path(out_dir).resolve()
+    remove_stale_temps(out_dir, (name,))
     yolo = YOLO(resolve_weights(model), task="detect")
-    yolo.train(
-        data=str(data_yaml), epochs=epochs, imgsz=imgsz, batch=batch, device=dev, seed=seed,
-        workers=0, amp=amp and is_cuda(dev), plots=False, exist_ok=True,
-        project=str(out_dir), name=name, verbose=False,
-    )
-    weights = Path(yolo.trainer.save_dir) / "weights"
+    temporary = temp_name(name)
+    try:
+        yolo.train(
+            data=str(data_yaml), epochs=epochs, imgsz=imgsz, batch=batch, device=dev, seed=seed,
+            workers=0, amp=amp and is_cuda(dev), plots=False, exist_ok=True,
+            project=str(out_dir), name=temporary, verbose=False,
+        )
+        _trained_weights(out_dir / temporary / "weights")  # before the run replaces a complete one
+        _replace_folder(out_dir / temporary, out_dir / name)
+    finally:
+        shutil.rmtree(out_dir / temporary, ignore_errors=True)
+    return _trained_weights(out_dir / name / "weights")
+
+
+def _trained_weights(weights: Path) -> Path:
+    """``best.pt``, else ``last.pt`` of a weights folder; FileNotFoundError when it has neither."""
     for candidate in (weights / "best.pt", weights / "last.pt"):
         if candidate.is_file():
             return candidate
     raise FileNotFoundError(f"{weights}: training wrote no best.pt or last.pt")
+
+
+def _replace_folder(new: Path, final: Path) -> None:
+    """Put the folder ``new`` at ``final``; what was there is removed once ``new`` is in place."""
+    if not final.exists():
+        new.rename(final)
+        return
+    old = final.with_name(temp_name(final.name))
+    final.rename(old)
+    new.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def train_detector(

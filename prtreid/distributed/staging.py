@@ -7,33 +7,25 @@ end, and FFmpeg seeks to it, which over S3 turns into many small range requests;
 download is cheaper and its failure is a clean, retryable error. A SoccerNet sequence folder in S3
 (``seqinfo.ini``, ``img1/``, ``gt/``...) is copied the same way, file by file.
 
-Local paths are used in place. Temporary copies live under :func:`staging_root`, one folder per
-worker process, removed when the video is done; :func:`clean_stale` removes the folders of
-processes that died (a killed actor cannot clean up after itself). Training workers and Tune trials
-keep their scratch there too (:func:`scratch`): ASHA kills the processes of the trials it stops.
+Local paths are used in place. Temporary copies live in the process's scratch folder
+(:func:`prtreid.scratch.scratch`), removed when the video is done; :func:`prtreid.scratch.clean_stale`
+removes the folders of processes that died (a killed actor cannot clean up after itself).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import posixpath
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow.fs as pafs
 
+from prtreid.scratch import scratch
 from prtreid.storage import split_uri
 
 log = logging.getLogger(__name__)
-
-
-def staging_root() -> Path:
-    """Where this machine's workers keep their temporary input copies."""
-    return Path(os.environ.get("PRTREID_STAGING_DIR") or Path(tempfile.gettempdir()) / "prtreid-staging")
 
 
 def is_remote(uri: str) -> bool:
@@ -62,39 +54,3 @@ def staged(uri: str, root: Path | None = None) -> Iterator[Path]:
         pafs.copy_files(path, str(local), source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
         log.debug("staged %s at %s", uri, local)
         yield local
-
-
-@contextlib.contextmanager
-def scratch(prefix: str, root: Path | None = None) -> Iterator[Path]:
-    """A new folder in this process's staging folder, removed when the ``with`` block ends.
-
-    If the process is killed first, :func:`clean_stale` in a later worker on the machine removes it.
-    """
-    base = (root or staging_root()) / str(os.getpid())
-    base.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
-    try:
-        yield tmp
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def clean_stale(root: Path | None = None) -> int:
-    """Remove the staging folders of worker processes that no longer run; returns how many."""
-    root = root or staging_root()
-    removed = 0
-    for folder in root.glob("*") if root.is_dir() else []:
-        if folder.name.isdigit() and not _alive(int(folder.name)):
-            shutil.rmtree(folder, ignore_errors=True)
-            removed += 1
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -59,9 +59,10 @@ from prtreid.detect.factory import make_detector, yolo_weights
 from prtreid.distributed.manifest import VideoEntry, resolve_uri
 from prtreid.distributed.report import BulkReport, VideoRecord
 from prtreid.distributed.resume import SUMMARY_SUFFIX, failure_name, local_path, plan, run_key
-from prtreid.distributed.staging import clean_stale, is_remote, staged
+from prtreid.distributed.staging import is_remote, staged
 from prtreid.errors import ConfigError
 from prtreid.pipeline.video import PipelineConfig, VideoPipeline, is_complete, write_result
+from prtreid.scratch import clean_stale
 from prtreid.storage import Storage, split_uri
 from prtreid.train.checkpoint import load_model
 

@@ -45,7 +45,7 @@ from torch import nn
 
 from prtreid.data.crops import INDEX_FILE, CropConfig, build_crops
 from prtreid.distributed.runtime import storage_for_ray, storage_uri
-from prtreid.distributed.staging import clean_stale, scratch
+from prtreid.scratch import clean_stale, scratch
 from prtreid.errors import ConfigError, FormatError
 from prtreid.storage import Storage
 from prtreid.train.config import ExperimentConfig, experiment_from_dict

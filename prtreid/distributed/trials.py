@@ -24,7 +24,7 @@ from ray.tune.integration.ray_train import TuneReportCallback
 
 from prtreid.config import from_dict
 from prtreid.data.soccernet import find_sequences
-from prtreid.distributed.staging import clean_stale, scratch
+from prtreid.scratch import clean_stale, scratch
 from prtreid.distributed.track import load_pipeline
 from prtreid.distributed.train import train_worker  # the worker loop of train_distributed, reused as is
 from prtreid.distributed.train import local_store

@@ -33,6 +33,7 @@ from prtreid.data.sampler import MatchBatchSampler
 from prtreid.errors import ConfigError
 from prtreid.model.losses import MultiTaskLoss
 from prtreid.model.prtreid import PRTReID
+from prtreid.storage import remove_stale_temps
 from prtreid.train.budget import cpu_bf16_native, epochs_within, saved_epochs, slowest_rank
 from prtreid.train.checkpoint import load_checkpoint, model_meta, save_checkpoint, save_model, unwrap
 from prtreid.train.config import ExperimentConfig, TrainConfig
@@ -160,6 +161,8 @@ def fit(cfg: ExperimentConfig, store: str | Path, out_dir: str | Path,
     model = model.to(device)
     criterion = MultiTaskLoss(cfg.loss, role_names=tuple(role_names))
     amp_dtype = autocast_dtype(cfg.train, device)
+    if rt.rank == 0:  # what a run killed while it saved left behind (a checkpoint is large)
+        remove_stale_temps(out_dir, (CHECKPOINT, MODEL))
     checkpoint = Path(rt.resume_from or out_dir / CHECKPOINT)
     saved = load_checkpoint(checkpoint) if checkpoint.exists() else None
     budgeted = cfg.train.budget_minutes > 0

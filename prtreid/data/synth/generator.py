@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ import cv2
 import numpy as np
 
 from prtreid.data.masks import write_part_map
-from prtreid.data.soccernet import write_sequence
+from prtreid.data.soccernet import DET_FILE, GAMEINFO, GT_FILE, SEQINFO, write_gameinfo, write_mot, write_seqinfo
 from prtreid.data.synth.camera import Camera, camera_track, sample_rig
 from prtreid.data.synth.detections import DetNoise, noisy_detections
 from prtreid.data.synth.match import simulate
@@ -39,6 +38,7 @@ from prtreid.data.synth.pitch import Stadium, build_stadium
 from prtreid.data.synth.render import Overlay, Placed, layout_frame, person_luts, render_frame
 from prtreid.data.synth.world import Cast, add_others, build_cast
 from prtreid.data.types import MotTable, SeqInfo, Sequence, TrackInfo
+from prtreid.storage import remove_stale_temps, temp_name
 
 log = logging.getLogger(__name__)
 
@@ -135,14 +135,17 @@ def generate_dataset(out_root: Path, cfg: SynthConfig,
 def generate_sequence(out_root: Path, index: int, cfg: SynthConfig) -> Path:
     """Write the ``index``-th clip (0-based) of the dataset under ``out_root``; returns its folder.
 
-    The clip is built in a temporary folder beside the final one and renamed when complete, so a
-    killed run never leaves a folder that looks finished. An existing folder is replaced.
+    The clip is built in a temporary folder beside the final one (``.NAME.PID.RANDOM.tmp``, its
+    ``seqinfo.ini`` written last) and renamed when complete, so a killed run never leaves a folder
+    that looks finished; the next run removes such a folder of a killed process. An existing folder
+    is replaced.
     """
     out_root = Path(out_root)
     out_root.mkdir(parents=True, exist_ok=True)
     name = sequence_name(index, cfg)
+    remove_stale_temps(out_root, (name,))
     final = out_root / name
-    tmp = out_root / f".{name}.{uuid.uuid4().hex[:12]}.tmp"
+    tmp = out_root / temp_name(name)
     tmp.mkdir()  # not mkdtemp, whose 0700 the rename would keep: the clip gets the umask's mode
     try:
         _build(tmp, name, cfg.first_index + index, cfg)
@@ -217,7 +220,15 @@ def _build(folder: Path, name: str, number: int, cfg: SynthConfig) -> None:
     det = noisy_detections(gt, visibility, is_ball, cfg.frames, cfg.width, cfg.height, cfg.det_noise, r_det)
     info = SeqInfo(name=name, seq_length=cfg.frames, im_width=cfg.width, im_height=cfg.height,
                    frame_rate=float(cfg.fps))
-    write_sequence(Sequence(info=info, tracks=_tracks(cast, ids), gt=gt, det=det, game=game), folder)
+    _write_annotations(folder, Sequence(info=info, tracks=_tracks(cast, ids), gt=gt, det=det, game=game))
+
+
+def _write_annotations(folder: Path, seq: Sequence) -> None:
+    """The text files of a clip, ``seqinfo.ini`` last: a folder is taken for a sequence only once it is whole."""
+    write_mot(folder / GT_FILE, seq.gt)
+    write_mot(folder / DET_FILE, seq.det)
+    write_gameinfo(folder / GAMEINFO, seq.info.name, seq.tracks, seq.game)
+    write_seqinfo(folder / SEQINFO, seq.info)
 
 
 def _render_frames(folder: Path, scene: _Scene, rows, ids: dict[int, int],
