@@ -230,6 +230,7 @@ def test_eval_reid_command(synth_data: Path, untrained_model: Path, capsys: pyte
     names = {s.name for s in find_sequences(data)}
     assert full["team_acc"] == brief["team_acc"] and full["team_acc_per_sequence"]
     assert set(full["team_acc_per_sequence"]) == names  # every given clip is held out, none trained on
+    assert full["num_queries"] > 0 and full["skipped_queries"] >= 0
     assert len(full["role_confusion"]) == len(full["role_names"]) == 4
 
 

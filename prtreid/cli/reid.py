@@ -109,8 +109,8 @@ def run_eval(args: argparse.Namespace) -> int:
                                                 "rank-1 are undefined: evaluate longer clips")
     report = {k: metrics[k] for k in REPORT_KEYS}
     if not args.json:
-        report |= {k: metrics[k] for k in ("rank5", "num_queries", "team_acc_per_sequence", "role_acc_crop",
-                                           "role_confusion", "role_names")}
+        report |= {k: metrics[k] for k in ("rank5", "num_queries", "skipped_queries", "team_acc_per_sequence",
+                                           "role_acc_crop", "role_confusion", "role_names")}
     print(json.dumps(report, indent=None if args.json else 2))
     return 0
 
