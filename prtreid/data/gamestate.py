@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from prtreid.data.types import ROLES, TEAMS, MotTable, SeqInfo, Sequence, TrackInfo
+from prtreid.data.types import ROLES, TEAMS, MotTable, SeqInfo, Sequence, TrackInfo, name_problem
 from prtreid.errors import FormatError
 
 
@@ -29,8 +29,11 @@ def read_gamestate(path: str | Path) -> Sequence:
     images = _require(doc, "images", list, path, "images")
     frames, width, height = _frame_numbers(images, path)
     rows, labels = _boxes_and_labels(_require(doc, "annotations", list, path, "annotations"), frames, path)
+    name = str(info_raw.get("name") or path.parent.name)
+    if problem := name_problem(name):
+        raise FormatError(path, "info.name", problem)
     info = SeqInfo(
-        name=str(info_raw.get("name") or path.parent.name),
+        name=name,
         seq_length=_number(info_raw.get("seq_length") or (max(frames.values()) if frames else 1), int, path,
                            "info.seq_length"),
         im_width=width,

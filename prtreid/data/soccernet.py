@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from prtreid.data.gamestate import read_gamestate
-from prtreid.data.types import ROLES, TEAMS, MotTable, SeqInfo, Sequence, TrackInfo
+from prtreid.data.types import ROLES, TEAMS, MotTable, SeqInfo, Sequence, TrackInfo, name_problem
 from prtreid.errors import FormatError
 from prtreid.storage import atomic_write_text
 
@@ -104,8 +104,11 @@ def read_seqinfo(path: Path) -> SeqInfo:
         return parsed
 
     im_ext = str(get("imExt", str, ".jpg"))
+    name = str(get("name", str))
+    if problem := name_problem(name):
+        raise FormatError(path, entries["name"][1], problem)
     return SeqInfo(
-        name=str(get("name", str)),
+        name=name,
         seq_length=int(get("seqLength", int)),
         im_width=int(get("imWidth", int)),
         im_height=int(get("imHeight", int)),

@@ -52,6 +52,19 @@ class TrackInfo:
         return int(self.jersey) if self.jersey is not None and self.jersey.isdigit() else None
 
 
+def name_problem(name: str) -> str | None:
+    """Why a sequence name cannot key its files (results, crops), or ``None`` when it can.
+
+    A name becomes a file and folder name (``OUT/<name>.txt``, ``images/<name>/``), so it must be one
+    file name: a path in it would write outside the output folder.
+    """
+    if not name.strip():
+        return "empty sequence name"
+    if "/" in name or "\\" in name or name in (".", "..") or any(ord(c) < 32 for c in name):
+        return f"sequence name {name!r} must be a file name (no '/', backslash, control character, '.' or '..')"
+    return None
+
+
 @dataclass(frozen=True)
 class SeqInfo:
     """The ``[Sequence]`` section of ``seqinfo.ini``."""
