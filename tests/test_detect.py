@@ -172,10 +172,24 @@ def test_factory_errors(hand_sequence: Sequence, tmp_path: Path) -> None:
     no_det = Sequence(hand_sequence.info, gt=hand_sequence.gt)
     with pytest.raises(FileNotFoundError, match="det.txt"):
         make_detector("det", no_det)
-    with pytest.raises(FileNotFoundError, match="would be downloaded"):
+    with pytest.raises(FileNotFoundError, match="missing.pt': no such file"):
         make_detector(f"yolo:{tmp_path / 'missing.pt'}")
-    with pytest.raises(FileNotFoundError, match="would be downloaded"):
-        make_detector("yolo:yolov8n.pt")
+    with pytest.raises(FileNotFoundError, match="not on disk, and YOLO_OFFLINE is set"):
+        make_detector("yolo:yolov8n.pt")  # the tests run offline
+
+
+def test_released_weights_are_left_to_ultralytics_to_download_when_online(monkeypatch: pytest.MonkeyPatch,
+                                                                          tmp_path: Path) -> None:
+    from prtreid.detect.yolo import resolve_weights
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("YOLO_OFFLINE", "0")
+    assert resolve_weights("yolov8n.pt") == "yolov8n.pt"  # a name ultralytics resolves (downloads or its cache)
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        resolve_weights("weights/yolov8n.pt")  # a path is a path, never a download
+    monkeypatch.setenv("YOLO_OFFLINE", "true")
+    with pytest.raises(FileNotFoundError, match="YOLO_OFFLINE is set"):
+        resolve_weights("yolov8n.pt")
 
 
 # --- YOLO --------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ can still choose the settings folder (ultralytics fixes it at import time).
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,23 +25,40 @@ MODEL_YAML_SUFFIXES = (".yaml", ".yml")
 
 
 def resolve_weights(weights: str | Path) -> str:
-    """Check that ``weights`` names a local file or a model yaml, so ultralytics never downloads.
+    """Check that ``weights`` names a local file, a model yaml or a weights name ultralytics downloads.
 
     A model yaml (``yolov8n.yaml``) may be a bare name: ultralytics builds it, untrained, from the
-    configurations it ships.
+    configurations it ships. A bare ``.pt`` name that is not on disk (``yolov8n.pt``) is one of
+    ultralytics' released weights: it downloads them (or finds its cached copy), unless ``YOLO_OFFLINE``
+    is set, as in this project's tests, CI and demo.
 
     Raises:
-        FileNotFoundError: a weights name that is not on disk (ultralytics would try to download it).
+        FileNotFoundError: a weights path that is not on disk, or a released-weights name while offline.
     """
     text = str(weights)
     if Path(text).expanduser().is_file():
         return str(Path(text).expanduser())
     if text.lower().endswith(MODEL_YAML_SUFFIXES):
         return text
-    raise FileNotFoundError(
-        f"detector weights {text!r}: no such file. Give a local .pt file, or a model yaml such as "
-        "'yolov8n.yaml' for an untrained network (names of hub weights are refused: they would be downloaded)"
-    )
+    if is_hub_name(text):
+        if not offline():
+            return text
+        raise FileNotFoundError(f"detector weights {text!r}: not on disk, and YOLO_OFFLINE is set, so ultralytics "
+                                "would not download them: give a local .pt file, or a model yaml such as "
+                                "'yolov8n.yaml' for an untrained network")
+    raise FileNotFoundError(f"detector weights {text!r}: no such file. Give a local .pt file, a model yaml such as "
+                            "'yolov8n.yaml' for an untrained network, or the name of released weights ('yolov8n.pt')")
+
+
+def is_hub_name(weights: str) -> bool:
+    """Whether ``weights`` is a bare ``.pt`` name not on disk: ultralytics' released weights, downloaded by name."""
+    return (weights.lower().endswith(".pt") and "/" not in weights and "\\" not in weights
+            and not weights.startswith("~") and not Path(weights).exists())
+
+
+def offline() -> bool:
+    """``YOLO_OFFLINE`` set to a true value, read as ultralytics reads it."""
+    return os.environ.get("YOLO_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on", "y", "t")
 
 
 def resolve_device(device: str) -> str:
@@ -65,7 +83,8 @@ class YoloDetector:
     :data:`~prtreid.detect.base.BALL_CLASS` (:func:`~prtreid.detect.base.canonical_classes`).
 
     Args:
-        weights: a local ``.pt`` file, or a model yaml (``yolov8n.yaml``) for an untrained network.
+        weights: a local ``.pt`` file, a model yaml (``yolov8n.yaml``) for an untrained network, or
+            the name of ultralytics' released weights (see :func:`resolve_weights`).
         cfg: thresholds, size, batch and device.
 
     Raises:

@@ -56,6 +56,7 @@ from ray.util.annotations import RayDeprecationWarning
 from prtreid.config import from_dict
 from prtreid.detect.base import DetectorConfig
 from prtreid.detect.factory import make_detector, yolo_weights
+from prtreid.detect.yolo import is_hub_name
 from prtreid.distributed.manifest import VideoEntry, resolve_uri
 from prtreid.distributed.report import BulkReport, VideoRecord
 from prtreid.distributed.resume import SUMMARY_SUFFIX, failure_name, local_path, plan, run_key
@@ -186,7 +187,8 @@ def check_model(model_path: str | Path | None, detector: str = "oracle",
     """
     weights = local_path(yolo_weights(detector))
     if weights and (is_remote(weights) or weights.lower().endswith(".pt")):
-        _require_file(weights, "detector weights")
+        if not is_hub_name(weights):  # released weights are downloaded by name, here first
+            _require_file(weights, "detector weights")
         with staged(weights) as local:
             make_detector(f"yolo:{local}", None, dataclasses.replace(detection, device="cpu"))
     if model_path is not None:
