@@ -12,16 +12,46 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from prtreid.errors import ConfigError
 from prtreid.storage import process_alive
 
 
 def staging_root() -> Path:
-    """``$PRTREID_STAGING_DIR``, else ``prtreid-staging`` in the system's temporary folder."""
-    return Path(os.environ.get("PRTREID_STAGING_DIR") or Path(tempfile.gettempdir()) / "prtreid-staging")
+    """``$PRTREID_STAGING_DIR``, else this user's private ``prtreid-staging-UID`` in the system's temporary folder."""
+    configured = os.environ.get("PRTREID_STAGING_DIR")
+    return Path(configured) if configured else user_temp("prtreid-staging")
+
+
+def user_temp(name: str) -> Path:
+    """``NAME-UID`` in the system's temporary folder (made if missing), private to this user.
+
+    A shared temporary folder (``/tmp``) lets any local user create a name first: a folder of theirs
+    (or a link in it) would receive this user's files, or feed them crafted ones.
+
+    Raises:
+        ConfigError: the folder is a link, another user's, or writable by others (see :func:`private_dir`).
+    """
+    return private_dir(Path(tempfile.gettempdir()) / f"{name}-{os.getuid()}")
+
+
+def private_dir(path: Path) -> Path:
+    """``path``, made with mode 0700 if missing; refused unless it is a real folder of this user that
+    no one else may write in.
+
+    Raises:
+        ConfigError: a link, not a folder, another user's, or writable by group or others.
+    """
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o022:
+        raise ConfigError(f"{path}: not a private folder of this user (a link, another user's, or writable by "
+                          "others): someone may have made it first; remove it or choose another folder")
+    return path
 
 
 @contextlib.contextmanager

@@ -35,6 +35,8 @@ _PERMANENT = (FileNotFoundError, PermissionError, NotADirectoryError, IsADirecto
 _PERMANENT_ERRNO = (errno.ENAMETOOLONG, errno.EROFS)
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # read once: mkstemp's files are 0600, a finished file gets the usual mode
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/@:]*:[^@]*@")
+"""The ``user:secret@`` part of a URI (a secret may hold ``/``, as AWS secret keys do)."""
 
 
 @contextmanager
@@ -124,14 +126,54 @@ def s3_filesystem(endpoint: str | None = None, region: str | None = None) -> paf
     return pafs.S3FileSystem(**kwargs)
 
 
+def redact_uri(uri: str) -> str:
+    """``uri`` with the credentials of a ``scheme://user:secret@host`` part replaced by ``***``, for messages."""
+    return _USERINFO.sub(r"\1***@", uri)
+
+
+def check_no_credentials(uri: str) -> None:
+    """Refuse a URI that carries credentials (``s3://KEY:SECRET@bucket``): they would be echoed in logs and reports.
+
+    Raises:
+        ConfigError: the URI has a ``user:secret@`` part (the message shows it redacted).
+    """
+    if _USERINFO.match(uri):
+        raise ConfigError(f"{redact_uri(uri)}: a URI with credentials (user:secret@) is refused; give S3 "
+                          "credentials through the AWS chain (environment, AWS_PROFILE, instance role)")
+
+
+def name_problem(name: str, what: str) -> str | None:
+    """Why ``name`` cannot be one file or folder name, or ``None`` when it can.
+
+    Names from input files and arguments (a sequence's name, a run's, a sweep's) become file and folder
+    names under an output folder: a path in one would write outside it.
+    """
+    if not name.strip():
+        return f"{what} is empty"
+    if name in (".", "..") or "/" in name or "\\" in name or any(ord(c) < 32 for c in name):
+        return f"{what} {name!r} must be one file or folder name (no '/', backslash, control character, '.' or '..')"
+    return None
+
+
+def check_folder_name(name: str, what: str) -> None:
+    """Refuse ``name`` unless it is one folder name (a run or study name that becomes a folder in storage).
+
+    Raises:
+        ConfigError: see :func:`name_problem`.
+    """
+    if problem := name_problem(name, what):
+        raise ConfigError(problem)
+
+
 def split_uri(uri: str, endpoint: str | None = None) -> tuple[pafs.FileSystem, str]:
     """The filesystem and the root path of a local path or ``s3://bucket/prefix``."""
+    check_no_credentials(uri)
     if uri.startswith("s3://"):
         return s3_filesystem(endpoint), uri[len("s3://"):].rstrip("/")
     if uri.startswith("s3:/"):  # what pathlib.Path makes of s3://: never a local folder named "s3:"
         raise ConfigError(f"{uri!r}: an S3 URI needs two slashes (s3://bucket/prefix)")
     if "://" in uri and not uri.startswith("file://"):
-        raise ConfigError(f"unsupported storage URI {uri!r} (a local path or s3://bucket/prefix)")
+        raise ConfigError(f"unsupported storage URI {redact_uri(uri)!r} (a local path or s3://bucket/prefix)")
     path = os.path.abspath(uri[len("file://"):] if uri.startswith("file://") else uri)
     return pafs.LocalFileSystem(), path
 

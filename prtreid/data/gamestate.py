@@ -17,8 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from prtreid.data.types import ROLES, TEAMS, MotTable, SeqInfo, Sequence, TrackInfo, name_problem
+from prtreid.data.types import (ROLES, TEAMS, MotTable, SeqInfo, Sequence, TrackInfo, image_dir_problem,
+                                image_ext_problem)
 from prtreid.errors import FormatError
+from prtreid.storage import name_problem
 
 
 def read_gamestate(path: str | Path) -> Sequence:
@@ -30,8 +32,11 @@ def read_gamestate(path: str | Path) -> Sequence:
     frames, width, height = _frame_numbers(images, path)
     rows, labels = _boxes_and_labels(_require(doc, "annotations", list, path, "annotations"), frames, path)
     name = str(info_raw.get("name") or path.parent.name)
-    if problem := name_problem(name):
-        raise FormatError(path, "info.name", problem)
+    im_dir, im_ext = str(info_raw.get("im_dir") or "img1"), str(info_raw.get("im_ext") or ".jpg")
+    for key, problem in (("info.name", name_problem(name, "sequence name")),
+                         ("info.im_dir", image_dir_problem(im_dir)), ("info.im_ext", image_ext_problem(im_ext))):
+        if problem:
+            raise FormatError(path, key, problem)
     info = SeqInfo(
         name=name,
         seq_length=_number(info_raw.get("seq_length") or (max(frames.values()) if frames else 1), int, path,
@@ -39,8 +44,8 @@ def read_gamestate(path: str | Path) -> Sequence:
         im_width=width,
         im_height=height,
         frame_rate=_number(info_raw.get("frame_rate") or 25.0, float, path, "info.frame_rate"),
-        im_dir=str(info_raw.get("im_dir") or "img1"),
-        im_ext=str(info_raw.get("im_ext") or ".jpg"),
+        im_dir=im_dir,
+        im_ext=im_ext,
     )
     tracks = {tid: _vote(tid, votes) for tid, votes in labels.items()}
     game = {k: str(v) for k, v in info_raw.items() if isinstance(v, (str, int, float)) and v is not None}

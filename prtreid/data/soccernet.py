@@ -26,9 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from prtreid.data.gamestate import read_gamestate
-from prtreid.data.types import ROLES, TEAMS, MotTable, SeqInfo, Sequence, TrackInfo, name_problem
+from prtreid.data.types import (ROLES, TEAMS, MotTable, SeqInfo, Sequence, TrackInfo, image_dir_problem,
+                                image_ext_problem)
 from prtreid.errors import FormatError
-from prtreid.storage import atomic_write_text
+from prtreid.storage import atomic_write_text, name_problem
 
 SEQINFO = "seqinfo.ini"
 GAMEINFO = "gameinfo.ini"
@@ -104,17 +105,21 @@ def read_seqinfo(path: Path) -> SeqInfo:
         return parsed
 
     im_ext = str(get("imExt", str, ".jpg"))
+    im_ext = im_ext if im_ext.startswith(".") else "." + im_ext
+    im_dir = str(get("imDir", str, "img1"))
     name = str(get("name", str))
-    if problem := name_problem(name):
-        raise FormatError(path, entries["name"][1], problem)
+    for key, problem in (("name", name_problem(name, "sequence name")), ("imDir", image_dir_problem(im_dir)),
+                         ("imExt", image_ext_problem(im_ext))):
+        if problem:
+            raise FormatError(path, entries[key][1], problem)
     return SeqInfo(
         name=name,
         seq_length=int(get("seqLength", int)),
         im_width=int(get("imWidth", int)),
         im_height=int(get("imHeight", int)),
         frame_rate=float(get("frameRate", float, 25.0)),
-        im_dir=str(get("imDir", str, "img1")),
-        im_ext=im_ext if im_ext.startswith(".") else "." + im_ext,
+        im_dir=im_dir,
+        im_ext=im_ext,
     )
 
 

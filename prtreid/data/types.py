@@ -52,16 +52,22 @@ class TrackInfo:
         return int(self.jersey) if self.jersey is not None and self.jersey.isdigit() else None
 
 
-def name_problem(name: str) -> str | None:
-    """Why a sequence name cannot key its files (results, crops), or ``None`` when it can.
+def image_dir_problem(im_dir: str) -> str | None:
+    """Why ``im_dir`` (``imDir``) cannot name the frames' folder inside the sequence folder, or ``None``.
 
-    A name becomes a file and folder name (``OUT/<name>.txt``, ``images/<name>/``), so it must be one
-    file name: a path in it would write outside the output folder.
+    It must be a relative path that stays in the sequence folder: an absolute path or a ``..``
+    would read images from anywhere on the machine (and cut them into crop stores).
     """
-    if not name.strip():
-        return "empty sequence name"
-    if "/" in name or "\\" in name or name in (".", "..") or any(ord(c) < 32 for c in name):
-        return f"sequence name {name!r} must be a file name (no '/', backslash, control character, '.' or '..')"
+    parts = im_dir.replace("\\", "/").split("/")
+    if not im_dir.strip() or im_dir.startswith(("/", "\\")) or ".." in parts or any(ord(c) < 32 for c in im_dir):
+        return f"imDir {im_dir!r} must be a folder inside the sequence folder (relative, no '..')"
+    return None
+
+
+def image_ext_problem(im_ext: str) -> str | None:
+    """Why ``im_ext`` (``imExt``) is not a file extension such as ``.jpg``, or ``None``."""
+    if not im_ext.startswith(".") or len(im_ext) < 2 or any(c in "/\\" or ord(c) < 32 for c in im_ext):
+        return f"imExt {im_ext!r} must be a file extension such as '.jpg' (no '/' or backslash)"
     return None
 
 

@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 from prtreid.data.frames import VIDEO_SUFFIXES
 from prtreid.data.soccernet import SEQINFO
 from prtreid.errors import ConfigError, FormatError
-from prtreid.storage import split_uri
+from prtreid.storage import check_no_credentials, redact_uri, split_uri
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
@@ -98,9 +98,11 @@ def resolve_uri(raw: str, base: str | None) -> str:
         ConfigError: a URI scheme other than ``s3://`` and ``file://``, or ``s3:/`` with one slash.
     """
     raw = raw.strip()
+    check_no_credentials(raw)
     match = _SCHEME.match(raw)
     if match and match.group(1).lower() not in ("s3", "file"):
-        raise ConfigError(f"unsupported URI scheme {match.group(1)!r} in {raw!r} (local paths, file:// or s3://)")
+        raise ConfigError(f"unsupported URI scheme {match.group(1)!r} in {redact_uri(raw)!r} "
+                          "(local paths, file:// or s3://)")
     if raw.lower().startswith("s3://"):
         return "s3://" + raw[5:].rstrip("/")
     if raw.lower().startswith("s3:"):  # never meant as a local folder named "s3:"

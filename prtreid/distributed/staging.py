@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 
+from prtreid.errors import FormatError
 from prtreid.scratch import scratch
 from prtreid.storage import split_uri
 
@@ -47,6 +48,8 @@ def staged(uri: str, root: Path | None = None) -> Iterator[Path]:
     info = fs.get_file_info(path)
     if info.type == pafs.FileType.NotFound:
         raise FileNotFoundError(f"{uri}: no such object or prefix")
+    if info.type == pafs.FileType.Directory:
+        check_keys(fs, path, uri)
     with scratch("input-", root) as tmp:
         local = tmp / posixpath.basename(path)
         if info.type == pafs.FileType.Directory:
@@ -54,3 +57,18 @@ def staged(uri: str, root: Path | None = None) -> Iterator[Path]:
         pafs.copy_files(path, str(local), source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
         log.debug("staged %s at %s", uri, local)
         yield local
+
+
+def check_keys(fs: pafs.FileSystem, path: str, uri: str) -> None:
+    """Refuse a prefix holding an object whose key would leave the local copy (``SEQ/img1/../../x``).
+
+    S3 keys are free text; the copy joins them to the local folder as they are.
+
+    Raises:
+        FormatError: such a key (named in the message).
+    """
+    for entry in fs.get_file_info(pafs.FileSelector(path, recursive=True)):
+        rel = entry.path[len(path):].lstrip("/")
+        if any(part in ("", ".", "..") for part in rel.split("/")):
+            raise FormatError(uri, None, f"object {rel!r} has an empty, '.' or '..' key component: it would be "
+                                         "copied outside the local folder; rename it")

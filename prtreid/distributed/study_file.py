@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ from sqlalchemy.engine import make_url
 
 from prtreid.distributed import study as studies
 from prtreid.errors import ConfigError
+from prtreid.scratch import user_temp
 from prtreid.storage import Storage, atomic_path
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def study_file(storage: Storage, name: str, work_dir: str | Path | None, resume:
         Path(storage.root).mkdir(parents=True, exist_ok=True)
         return Path(storage.path(STUDY_DB))
     key = hashlib.sha1(storage.url("").encode()).hexdigest()[:12]
-    local = Path(work_dir or Path(tempfile.gettempdir()) / "prtreid-sweeps" / f"{name}-{key}") / STUDY_DB
+    local = Path(work_dir or user_temp("prtreid-sweeps") / f"{name}-{key}") / STUDY_DB
     local.parent.mkdir(parents=True, exist_ok=True)
     if storage.exists(STUDY_DB):
         with atomic_path(local) as tmp:

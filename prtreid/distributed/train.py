@@ -16,7 +16,7 @@ written beside the checkpoints, in ``STORAGE/NAME/``.
 Data: ``data`` is a crop store or a folder of sequences that every worker can read (on a cluster,
 a shared file system such as NFS/EFS/FSx, or a copy at the same path on every node). A folder of
 sequences is cut into a crop store once per node, in a local cache (``cache_dir``, default
-``$TMPDIR/prtreid-crops``); the cut is deterministic, so every node gets the same store.
+``$TMPDIR/prtreid-crops-UID``, private to the user); the cut is deterministic, so every node gets the same store.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,9 +44,9 @@ from torch import nn
 
 from prtreid.data.crops import INDEX_FILE, CropConfig, build_crops
 from prtreid.distributed.runtime import storage_for_ray, storage_uri
-from prtreid.scratch import clean_stale, scratch
 from prtreid.errors import ConfigError, FormatError
-from prtreid.storage import Storage
+from prtreid.scratch import clean_stale, scratch, user_temp
+from prtreid.storage import Storage, check_folder_name
 from prtreid.train.config import ExperimentConfig, experiment_from_dict
 from prtreid.train.loop import CHECKPOINT, MODEL, Runtime, fit
 
@@ -108,11 +107,13 @@ def train_distributed(cfg: ExperimentConfig, data: str, storage: str, name: str,
             it must be picklable.
 
     Raises:
-        ConfigError: the run's latest checkpoint holds other settings or data; or bad settings.
+        ConfigError: the run's latest checkpoint holds other settings or data; or bad settings; or a
+            ``name`` that is not one folder name.
         FormatError, FileNotFoundError: ``data`` is malformed or missing (no worker retries those), or
             ``storage`` names an S3 bucket that does not exist (checked before Ray starts any worker).
         ray.train.TrainingFailedError: the run failed more than ``max_failures`` times.
     """
+    check_folder_name(name, "run name")  # Ray Train keeps the run in STORAGE/NAME: a path would leave STORAGE
     Storage(storage).check_bucket()
     storage_path, fs = storage_for_ray(storage)
     trainer = TorchTrainer(
@@ -148,7 +149,7 @@ def local_store(data: str | Path, crops: CropConfig, cache_dir: str | Path | Non
         return data
     key = hashlib.sha1(json.dumps([str(data.resolve()), dataclasses.asdict(crops)], sort_keys=True,
                                   default=str).encode()).hexdigest()[:16]
-    out = Path(cache_dir or Path(tempfile.gettempdir()) / "prtreid-crops") / key
+    out = Path(cache_dir or user_temp("prtreid-crops")) / key
     out.mkdir(parents=True, exist_ok=True)
     with open(out.parent / f"{key}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

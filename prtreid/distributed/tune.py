@@ -51,6 +51,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search.optuna import OptunaSearch
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from prtreid.data.soccernet import find_sequences
 from prtreid.distributed import study as studies
@@ -64,7 +65,7 @@ from prtreid.distributed.trials import (ATTRIBUTE_METRICS, LOSS_METRICS, LOSS_OB
 from prtreid.errors import ConfigError
 from prtreid.pipeline.video import PipelineConfig
 from prtreid.search_space import SearchSpace
-from prtreid.storage import Storage
+from prtreid.storage import Storage, check_folder_name
 from prtreid.train.config import ExperimentConfig
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,8 @@ KEPT_METRICS = ("objective", "epoch", "mAP", "rank1", "team_acc", "role_acc", "r
 DDP_RUNS = "ray/_train_runs"
 """Ray Train runs of ``TorchTrainer`` trials (checkpoints for in-trial recovery; deleted after a sweep)."""
 SUMMARY = "summary.json"
+_SECRET_PARAMETERS = ("password", "passwd", "sslpassword")
+"""Database URL query parameters that carry a password (libpq, MySQL drivers)."""
 TRIAL_LENGTH_KEYS = ("train.epochs", "train.eval_every", "train.budget_minutes")
 """Not searchable in a losses space: every trial trains ``train.epochs`` epochs, so ASHA can compare them."""
 
@@ -127,6 +130,7 @@ class SweepConfig:
     verbose: int = 1
 
     def __post_init__(self) -> None:
+        check_folder_name(self.name, "sweep.name")  # names folders: Tune's run, an S3 sweep's local study copy
         if self.num_samples < 1 or self.max_concurrent_trials < 1:
             raise ConfigError("sweep: num_samples and max_concurrent_trials must be at least 1")
         if self.workers_per_trial < 0:
@@ -215,6 +219,24 @@ def check_resources(sweep: SweepConfig, private: bool) -> None:
                    "a training worker (--cpus-per-worker, --gpus-per-trial)")
 
 
+def check_study_storage(url: str | None) -> None:
+    """Refuse a study database URL that holds a password (as ``user:secret@`` or a ``?password=`` parameter),
+    which Ray Tune would save with the search state under ``OUT/ray``, or that is not a database URL.
+
+    Raises:
+        ConfigError: such a URL (the message never shows it).
+    """
+    if not url:
+        return
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise ConfigError("study_storage: not a database URL (expected dialect://user@host/database)") from None
+    if parsed.password or any(key.lower() in _SECRET_PARAMETERS for key in parsed.query):
+        raise ConfigError("study_storage: the URL holds a password, which Ray Tune would save with the search "
+                          "state under OUT/ray: give it through the database driver (PGPASSWORD, ~/.pgpass)")
+
+
 def _run_sweep(trainable: Any, space: SearchSpace, base: Any, out: str, sweep: SweepConfig, resume: bool,
                work_dir: str | Path | None, weights: dict[str, float], max_t: int) -> dict[str, Any]:
     storage = Storage(out)
@@ -223,9 +245,7 @@ def _run_sweep(trainable: Any, space: SearchSpace, base: Any, out: str, sweep: S
         log.warning("AWS keys are in the environment: Ray Tune copies them into every trial's runtime environment, "
                     "which Ray's runtime_env_agent.log records in plain text. Give sweeps their credentials "
                     "through AWS_PROFILE, a credentials file or an instance role instead.")
-    if sweep.study_storage and make_url(sweep.study_storage).password:
-        raise ConfigError("study_storage: the URL holds a password, which Ray Tune would save with the search "
-                          "state under OUT/ray: give it through the database driver (PGPASSWORD, ~/.pgpass)")
+    check_study_storage(sweep.study_storage)
     url = sweep.study_storage or studies.sqlite_url(study_file(storage, sweep.name, work_dir, resume))
     metrics = list(sweep.pareto) or ["objective"]
     db = studies.open_storage(url)
