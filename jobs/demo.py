@@ -61,7 +61,8 @@ def write_manifest(out: Path, test_data: Path) -> Path:
     entries = [*seqs, videos / "missing.mp4", videos / "corrupt.mp4"]
     lines = [str(p.resolve()) for p in entries]
     manifest = out / "manifest.txt"
-    atomic_write_text(manifest, "# demo season: sequence folders, a missing file and a corrupt video\n" + "\n".join(lines) + "\n")
+    header = "# demo season: sequence folders, a missing file and a corrupt video\n"
+    atomic_write_text(manifest, header + "\n".join(lines) + "\n")
     return manifest
 
 

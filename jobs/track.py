@@ -21,25 +21,27 @@ import logging
 import sys
 from pathlib import Path
 
-from prtreid.cli import exit_status
+from prtreid.cli import HelpFormatter, exit_status
 from prtreid.cli.track import pipeline_config
 from prtreid.distributed.track import BulkConfig, run_bulk
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line."""
-    p = argparse.ArgumentParser(description="Track every video of a manifest or prefix on Ray Data.")
+    p = argparse.ArgumentParser(description="Track every video of a manifest or prefix on Ray Data.",
+                                formatter_class=HelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--manifest", help="text (one URI a line), CSV or Parquet with a 'uri' column; local or s3://")
     src.add_argument("--input", help="folder or s3:// prefix: every video file and sequence folder below it")
     p.add_argument("--out", required=True, help="output folder or s3://bucket/prefix")
     p.add_argument("--model", help="PRTReID model.pt, local path or s3:// (omit: motion-only tracking)")
-    p.add_argument("--detector", help="oracle | det | yolo:WEIGHTS (a local .pt or model yaml, or s3://; default: the config's)")
+    p.add_argument("--detector", help="oracle (a sequence's gt boxes), det (its public det.txt) or yolo:WEIGHTS "
+                                      "(a local .pt or model yaml, or s3://); default: the config's, else oracle")
     p.add_argument("--config", type=Path, help="pipeline YAML (PipelineConfig fields)")
     p.add_argument("--device", help="override the config's device (auto, cpu, cuda)")
     p.add_argument("--actors", type=int, default=1, help="actors in the pool (each loads the models once)")
     p.add_argument("--max-actors", type=int, help="autoscale the pool from --actors up to this")
-    p.add_argument("--cpus-per-actor", type=float, default=1.0)
+    p.add_argument("--cpus-per-actor", type=float, default=1.0, help="CPUs Ray reserves for each actor")
     p.add_argument("--gpus-per-actor", type=float, default=0.0, help="e.g. 0.5: two actors share a GPU")
     p.add_argument("--max-task-retries", type=int, default=2, help="retries of a video whose worker died")
     p.add_argument("--no-retry-failed", action="store_true", help="skip inputs with a failure record too")

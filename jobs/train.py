@@ -27,7 +27,9 @@ REPORT_KEYS = ("epoch", "start_epoch", "loss/total", "mAP", "rank1", "team_acc",
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line of the training job."""
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from prtreid.cli import HelpFormatter
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--config", help="experiment YAML (sections crops, sampler, augment, model, loss, train)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set train.epochs=20 (repeatable)")
@@ -67,7 +69,10 @@ def run(args: argparse.Namespace) -> int:
     summary = train_distributed(cfg, args.data, args.storage, args.name, num_workers=args.num_workers,
                                 use_gpu=args.gpu, resources_per_worker=resources,
                                 max_failures=args.max_failures, checkpoints_to_keep=args.keep)
-    metrics = {k: summary.metrics[k] for k in REPORT_KEYS if k in summary.metrics}
+    from prtreid.cli.reid import retrieval_defined
+
+    final = retrieval_defined(summary.metrics)  # mAP and rank-1 null, not 0, where no query could be scored
+    metrics = {k: final[k] for k in REPORT_KEYS if k in final}
     print(json.dumps({"run": summary.run_uri, "model": summary.model_uri, "epochs": len(summary.history),
                       "start_epoch": summary.start_epoch, "metrics": metrics}))
     return 0

@@ -28,7 +28,7 @@ import logging
 import sys
 from pathlib import Path
 
-from prtreid.cli import exit_status
+from prtreid.cli import HelpFormatter, exit_status
 from prtreid.cli.track import pipeline_config
 from prtreid.errors import ConfigError
 from prtreid.pipeline.video import PipelineConfig
@@ -38,19 +38,22 @@ from prtreid.train.config import ExperimentConfig, load_experiment
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line."""
-    p = argparse.ArgumentParser(description="Hyper-parameter sweep on Ray Tune with Optuna.")
+    p = argparse.ArgumentParser(description="Hyper-parameter sweep on Ray Tune with Optuna.",
+                                formatter_class=HelpFormatter)
     sub = p.add_subparsers(dest="kind", required=True)
-    losses = sub.add_parser("losses", help="loss weights, margins, optimiser: trials train PRTReID")
+    about = "loss weights, margins, optimiser: trials train PRTReID"
+    losses = sub.add_parser("losses", help=about, description=about, formatter_class=HelpFormatter)
     losses.add_argument("--data", required=True, help="crop store or SoccerNet sequences folder")
     losses.add_argument("--config", type=Path, help="base experiment YAML (default: the defaults)")
     losses.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override the base experiment, e.g. --set train.epochs=6 (repeatable)")
     losses.add_argument("--workers-per-trial", type=int, default=0,
                         help="N > 0: each trial runs a TorchTrainer with N DDP workers")
-    losses.add_argument("--cpus-per-worker", type=float, default=1.0)
+    losses.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs of each DDP worker")
     losses.add_argument("--no-asha", action="store_true", help="train every trial to the end")
     losses.add_argument("--grace-period", type=int, default=1, help="ASHA: epochs before a trial may stop")
-    tracker = sub.add_parser("tracker", help="tracker settings: trials track validation sequences (HOTA)")
+    about = "tracker settings: trials track validation sequences (HOTA)"
+    tracker = sub.add_parser("tracker", help=about, description=about, formatter_class=HelpFormatter)
     tracker.add_argument("--sequences", required=True, help="validation sequences with gt/gt.txt")
     tracker.add_argument("--model", help="PRTReID model.pt (omit: motion-only tracking)")
     tracker.add_argument("--config", type=Path, help="base pipeline YAML (default: the sports preset)")
@@ -63,7 +66,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         q.add_argument("--name", default="sweep", help="study name")
         q.add_argument("--num-samples", type=int, default=20, help="total trials, across resumes")
         q.add_argument("--max-concurrent", type=int, default=1, help="trials running at once")
-        q.add_argument("--seed", type=int, default=0)
+        q.add_argument("--seed", type=int, default=0, help="seed of the Optuna sampler")
         q.add_argument("--resume", action="store_true", help="continue the sweep in --out")
         q.add_argument("--objective", help="composite weights, e.g. mAP=0.5,team_acc=0.25,role_acc=0.25")
         q.add_argument("--pareto", help="multi-objective search over these metrics, e.g. mAP,team_acc,role_acc")
@@ -76,7 +79,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                        "(default: OUT/study.db)")
         q.add_argument("--work-dir", help="local folder of the SQLite study when --out is on S3")
         q.add_argument("--no-baseline", action="store_true", help="do not evaluate the base config first")
-        q.add_argument("--no-plots", action="store_true")
+        q.add_argument("--no-plots", action="store_true", help="do not draw OUT/plots/*.png")
         q.add_argument("--address", help="Ray cluster to join (default: RAY_ADDRESS, else a local Ray)")
     return p.parse_args(argv)
 

@@ -15,9 +15,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="output folder (one SNMOT-xxx folder per clip)")
     p.add_argument("--seqs", type=int, default=4, help="number of sequences")
     p.add_argument("--frames", type=int, default=150, help="frames per sequence")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--width", type=int, default=960)
-    p.add_argument("--height", type=int, default=540)
+    p.add_argument("--seed", type=int, default=0, help="random seed (the same seed gives the same clips)")
+    p.add_argument("--width", type=int, default=960, help="frame width in pixels")
+    p.add_argument("--height", type=int, default=540, help="frame height in pixels")
     p.add_argument("--first-index", type=int, default=1, help="number of the first sequence name (SNMOT-001)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="any other SynthConfig field, e.g. --set goal_action_prob=0.8 (repeatable)")

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
+import logging
 import sys
+import warnings
 from pathlib import Path
 
 from prtreid.cli.progress import bar
@@ -19,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", type=Path, required=True, help="crop store (index.parquet) or sequences folder")
     p.add_argument("--out", type=Path, required=True, help="run folder (checkpoint.pt, model.pt, metrics)")
     p.add_argument("--config", type=Path, help="experiment YAML (sections crops, sampler, augment, model, loss, train)")
-    p.add_argument("--epochs", type=int, help="override train.epochs")
+    p.add_argument("--epochs", type=int, help="override train.epochs (default: the config's)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set loss.team_weight=0.2 (repeatable)")
     p.set_defaults(func=run_train)
@@ -27,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval-reid", help="re-id mAP/rank-1, team and role accuracy of a model")
     p.add_argument("--data", type=Path, required=True, help="crop store or sequences folder (all held out)")
     p.add_argument("--model", type=Path, required=True, help="model.pt or checkpoint.pt")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="auto (CUDA where available), cpu, cuda or cuda:N")
     p.add_argument("--json", action="store_true", help="print only the JSON metrics")
     p.set_defaults(func=run_eval)
 
@@ -78,9 +81,22 @@ def run_train(args: argparse.Namespace) -> int:
     store = crop_store(args.data, args.out / "crops", cfg.crops)
     history = fit(cfg, store, args.out)
     atomic_write_text(args.out / "metrics.json", json.dumps(history, indent=2))
-    final = history[-1]
-    print(json.dumps({k: round(final[k], 4) for k in REPORT_KEYS if k in final}))
+    final = retrieval_defined(history[-1])
+    print(json.dumps({k: final[k] if final[k] is None else round(final[k], 4) for k in REPORT_KEYS if k in final}))
+    if final.get("mAP", 0) is None:
+        print(f"prtreid train: no query crop of the held-out data has a gallery crop of the same person at least "
+              f"{cfg.train.min_frame_gap} frames away in its clip: mAP and rank-1 are undefined (null)",
+              file=sys.stderr)
+    print(f"prtreid train: model in {args.out / 'model.pt'} (checkpoint.pt and metrics.json beside it)",
+          file=sys.stderr)
     return 0
+
+
+def retrieval_defined(metrics: dict) -> dict:
+    """``metrics`` with mAP and rank-k set to None where no query was scored (they are undefined, not 0)."""
+    if metrics.get("num_queries") != 0:
+        return metrics
+    return metrics | {k: None for k in ("mAP", "rank1", "rank5") if k in metrics}
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -124,8 +140,15 @@ def run_export(args: argparse.Namespace) -> int:
     model, _ = load_model(args.model, "cpu")  # CPU graphs run anywhere; a CUDA trace only on CUDA
     onnx_path, script_path = args.out / "model.onnx", args.out / "model.torchscript.pt"
     remove_stale_temps(args.out, (onnx_path.name, script_path.name))
+    if not getattr(args, "verbose", False):  # onnxscript's optimiser logs each of its passes at INFO
+        for name in ("onnx_ir", "onnxscript"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     # both under temporary names until both are written and run: a killed export leaves no file that looks whole
-    with atomic_path(onnx_path) as onnx_tmp, atomic_path(script_path) as script_tmp:
+    with atomic_path(onnx_path) as onnx_tmp, atomic_path(script_path) as script_tmp, warnings.catch_warnings(), \
+            contextlib.redirect_stdout(sys.stderr):  # torch.onnx prints its steps: stdout is for the JSON report
+        # torch.jit.trace/load are deprecated in favour of torch.export; TorchScript is a format this command
+        # promises, and the warning is not one a user can act on
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=FutureWarning)
         diffs = max_abs_difference(model, export_onnx(model, onnx_tmp), export_torchscript(model, script_tmp))
     worst = max(diffs.values())
     print(json.dumps({"onnx": str(onnx_path), "torchscript": str(script_path), "max_abs_difference": worst}))

@@ -18,11 +18,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input", type=Path, nargs="+", required=True,
                    help="sequence folders, video files, or a folder of them")
     p.add_argument("--model", type=Path, help="PRTReID model.pt (omit for motion-only tracking)")
-    p.add_argument("--detector", help="oracle | det | yolo:WEIGHTS (.pt or model yaml); default: the config's, "
-                                      "else oracle")
+    p.add_argument("--detector", help="oracle (a sequence's gt boxes), det (its public det.txt) or yolo:WEIGHTS "
+                                      "(.pt or model yaml); default: the config's, else oracle")
     p.add_argument("--config", type=Path, help="pipeline YAML (PipelineConfig fields: tracker, detection, cmc, ...)")
     p.add_argument("--out", required=True, help="output folder or s3://bucket/prefix")  # a Path would make s3:/
-    p.add_argument("--device", help="override the config's device")
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: the config's, else auto)")
     p.set_defaults(func=run_track)
 
     p = sub.add_parser("eval-tracking", help="HOTA/DetA/AssA/MOTA/IDF1 (trackeval) plus team and role accuracy")
@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pred", type=Path, required=True, help="results folder of `prtreid track`")
     p.add_argument("--out", type=Path, required=True, help="output .mp4")
     p.add_argument("--name", help="result name (default: the input's name)")
-    p.add_argument("--max-frames", type=int)
+    p.add_argument("--max-frames", type=int, help="render only the first N frames (default: all)")
     p.set_defaults(func=run_render)
 
     p = sub.add_parser("train-detector", help="train a YOLO person detector on SoccerNet sequences (ultralytics)")
@@ -124,6 +124,7 @@ def run_track(args: argparse.Namespace) -> int:
     pipeline = VideoPipeline(cfg, args.model)
     progress, close = bar("track", unit="video")
     try:
+        progress(0, len(inputs))  # drawn now, not once the first video (which can take long) is done
         for i, path in enumerate(inputs):
             result = pipeline.run(path)
             write_result(result, out)
@@ -172,9 +173,15 @@ def run_render(args: argparse.Namespace) -> int:
 
 def run_train_detector(args: argparse.Namespace) -> int:
     """``prtreid train-detector``."""
+    import warnings
+
     from prtreid.detect.yolo_train import train_detector
 
-    weights = train_detector(args.data, args.out, epochs=args.epochs, imgsz=args.imgsz, model=args.model,
-                             frame_stride=args.frame_stride)
+    with warnings.catch_warnings():
+        # ultralytics' Ray Tune callback asks Ray, every epoch, whether it runs in a Tune trial; outside one
+        # Ray warns that it does not, and the callback does nothing: harmless, and nothing a user can change
+        warnings.filterwarnings("ignore", message="`get_trial_id` is meant to only be called", category=UserWarning)
+        weights = train_detector(args.data, args.out, epochs=args.epochs, imgsz=args.imgsz, model=args.model,
+                                 frame_stride=args.frame_stride)
     print(f"detector weights: {weights}")
     return 0
