@@ -81,25 +81,12 @@ def test_export_prints_only_its_json_report_and_no_warnings(untrained_model: Pat
     assert " INFO onnx" not in run.stderr  # the ONNX optimiser's passes, one line each
 
 
-def test_track_draws_its_bar_before_the_first_video_is_done(tiny_data: Path, tmp_path: Path,
-                                                            monkeypatch: pytest.MonkeyPatch,
-                                                            capsys: pytest.CaptureFixture) -> None:
-    import prtreid.pipeline.video as video
-
-    seen: list[str] = []
-
-    class Pipeline:  # the real one, minus the work: what the user sees while the first video is tracked
-        def __init__(self, cfg, model_path) -> None:
-            pass
-
-        def run(self, path: Path) -> video.VideoResult:
-            seen.append(capsys.readouterr().err)
-            return video.VideoResult(path.name, None, {"fps": 1.0})
-
-    monkeypatch.setattr(video, "VideoPipeline", Pipeline)
-    monkeypatch.setattr(video, "write_result", lambda result, out: None)
-    assert main(["track", "--input", str(tiny_data), "--out", str(tmp_path / "out")]) == 0
-    assert "track:" in seen[0] and "0/2" in seen[0]
+def test_track_shows_each_video_s_frames_as_it_goes(tiny_data: Path, tmp_path: Path) -> None:
+    run = prtreid("track", "--input", str(tiny_data), "--out", str(tmp_path / "out"))
+    assert run.returncode == 0, run.stderr
+    for i, name in enumerate(("SNMOT-001", "SNMOT-002"), start=1):  # a bar per video, counting its frames
+        assert re.search(rf"track {i}/2 {name}: +100%.*\b10/10 \[", run.stderr), run.stderr
+    assert run.stdout == f"tracked 2 input(s) into {tmp_path / 'out'}\n"
 
 
 def test_train_says_where_the_model_is_and_leaves_undefined_metrics_null(tiny_data: Path, tmp_path: Path) -> None:

@@ -122,15 +122,14 @@ def run_track(args: argparse.Namespace) -> int:
     if out.is_local:  # what a run killed while it wrote these results left behind
         remove_stale_temps(out.root, [f"{n}{suffix}" for n in names for suffix in RESULT_SUFFIXES])
     pipeline = VideoPipeline(cfg, args.model)
-    progress, close = bar("track", unit="video")
-    try:
-        progress(0, len(inputs))  # drawn now, not once the first video (which can take long) is done
-        for i, path in enumerate(inputs):
-            result = pipeline.run(path)
-            write_result(result, out)
-            progress(i + 1, len(inputs), f"{result.name} {result.summary['fps']} fps")
-    finally:
-        close()
+    for i, (path, name) in enumerate(zip(inputs, names)):
+        progress, close = bar(f"track {i + 1}/{len(inputs)} {name}", unit="frame")  # a match takes long: frames
+        try:
+            progress(0, None)  # drawn now, not once the first batch is done
+            result = pipeline.run(path, on_frames=progress)
+        finally:
+            close()
+        write_result(result, out)
     print(f"tracked {len(inputs)} input(s) into {args.out}")
     return 0
 

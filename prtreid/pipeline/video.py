@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -120,12 +120,13 @@ class VideoPipeline:
             self.role_names = tuple(meta["role_names"])
         self._detector = None if cfg.detector in ("oracle", "det") else make_detector(cfg.detector, None, cfg.detection)
 
-    def run(self, source_path: str | Path, name: str | None = None,
-            meta: dict[str, Any] | None = None) -> VideoResult:
+    def run(self, source_path: str | Path, name: str | None = None, meta: dict[str, Any] | None = None,
+            on_frames: Callable[[int, int | None], None] | None = None) -> VideoResult:
         """Track every person of one sequence folder or video file, and the ball where it is detected.
 
         Boxes with no pixel in their frame (see :func:`in_frame`) are dropped; the summary's
-        ``dropped_boxes`` counts them.
+        ``dropped_boxes`` counts them. ``on_frames(done, total)`` is called after each batch of frames
+        (``total`` is ``None`` where a video does not declare its length).
         """
         source = open_frames(source_path)  # a missing or undecodable input fails here, with its path
         name = name or source.info.name
@@ -161,6 +162,8 @@ class VideoPipeline:
                     tentative.append(TrackTable.from_tracks(frame_id, tracker.tentative, app))
             timings["track"] += time.perf_counter() - t3
             frames_done += len(ids)
+            if on_frames is not None:
+                on_frames(frames_done, source.info.num_frames)
         t = time.perf_counter()
         table = TrackTable.concat(rows)
         if tentative:
