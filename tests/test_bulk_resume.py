@@ -155,6 +155,18 @@ def test_detector_weights_under_the_home_folder_are_checked_where_the_detector_r
         PipelineConfig(detector=f"yolo:{tmp_path}/best.pt"), None)
 
 
+
+def test_released_detector_weights_are_left_to_the_detector_to_download(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from prtreid.distributed import track
+
+    made: list[str] = []
+    monkeypatch.chdir(tmp_path)  # no yolov8n.pt on disk: ultralytics would download it by name
+    monkeypatch.delenv("YOLO_OFFLINE", raising=False)
+    monkeypatch.setattr(track, "make_detector", lambda spec, *args: made.append(spec))
+    track.check_model(None, "yolo:yolov8n.pt")  # not refused as a missing file
+    assert made == ["yolo:yolov8n.pt"]
+
 def test_a_request_must_fit_one_node_not_the_cluster_sum() -> None:
     from prtreid.distributed.runtime import most_per_node
 

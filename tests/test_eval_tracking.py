@@ -242,6 +242,31 @@ def test_a_tracks_table_value_that_cannot_be_scored_is_refused_by_row(tmp_path: 
         evaluate_tracking(root, tmp_path / "pred")
 
 
+
+def test_several_bad_values_are_reported_at_the_first_row_whatever_the_column(tmp_path: Path) -> None:
+    gt = _gt()
+    root = _write(tmp_path / "gt", gt)
+    _predict(tmp_path / "pred", gt, {1: 0, 2: 1, 3: None}, {1: "player", 2: "player", 3: "referee"})
+    path = tmp_path / "pred" / "SNMOT-777.tracks.parquet"
+    table = pd.read_parquet(path).astype({"frame": float})
+    table.loc[4, "frame"] = 2.5  # a column checked before team, in a later row
+    table.loc[1, "team"] = 2.0
+    table.to_parquet(path)
+    with pytest.raises(FormatError, match=rf"^{re.escape(str(path))} \[row 2\]: column 'team' holds 2.0$"):
+        evaluate_tracking(root, tmp_path / "pred")
+
+
+def test_a_tracks_table_with_zero_size_boxes_is_scored(tmp_path: Path) -> None:
+    gt = _gt()
+    root = _write(tmp_path / "gt", gt)
+    _predict(tmp_path / "pred", gt, {1: 0, 2: 1, 3: None}, {1: "player", 2: "player", 3: "referee"})
+    path = tmp_path / "pred" / "SNMOT-777.tracks.parquet"
+    table = pd.read_parquet(path)
+    table.loc[4, "width"] = 0.0  # a box that has collapsed to a line is a value, not a malformed table
+    table.loc[7, "height"] = 0.0
+    table.to_parquet(path)
+    assert "team_acc" in evaluate_tracking(root, tmp_path / "pred")["SNMOT-777"]
+
 def test_iou_matrix() -> None:
     a = np.array([[0, 0, 10, 10], [0, 0, 10, 10.0]])
     b = np.array([[5, 0, 10, 10], [20, 20, 5, 5.0]])

@@ -131,6 +131,17 @@ def test_a_crops_build_removes_the_temporaries_of_a_killed_build(tiny_data: Path
     assert not killed.exists() and running.exists()  # a running process's temporary is left alone
 
 
+def test_a_crop_store_of_train_or_eval_removes_the_stamp_temporaries_of_a_killed_run(tiny_data: Path,
+                                                                                      tmp_path: Path) -> None:
+    from prtreid.cli.reid import crop_store
+    from prtreid.data.crops import CropConfig
+
+    killed, running = plant_temporaries(tmp_path / "crops", "build.json")
+    store = crop_store(tiny_data, tmp_path / "crops", CropConfig(min_height=8, max_per_identity=2, store_height=32))
+    assert store == tmp_path / "crops" and (store / "build.json").is_file()
+    assert not killed.exists() and running.exists()
+
+
 def test_track_rerun_removes_the_temporaries_of_a_killed_run(tiny_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "tracks"
     killed, running = plant_temporaries(out, "SNMOT-001.txt")
@@ -162,6 +173,38 @@ def test_eval_tracking_removes_the_tables_of_a_killed_evaluation(tiny_data: Path
     assert main(["eval-tracking", "--gt", str(tiny_data / "SNMOT-001"), "--pred", str(tmp_path / "tracks")]) == 0
     assert not left.exists() and not list((tmp_path / "staging" / str(os.getpid())).iterdir())
 
+
+
+def test_temporaries_carry_their_writers_pid_and_only_a_dead_writers_are_removed(tmp_path: Path) -> None:
+    import shutil
+
+    from prtreid.storage import atomic_path, remove_stale_temps
+
+    dead = killed_pid()
+    folder = tmp_path / f".model.pt.{dead}.0123abcd.tmp"  # a folder written in the same form (temp_name)
+    (folder / "weights").mkdir(parents=True)
+    other = tmp_path / f".metrics.json.{dead}.0123abcd.tmp"  # a temporary of a name not asked about
+    other.write_bytes(b"partial")
+    with atomic_path(tmp_path / "model.pt") as tmp:
+        tmp.write_bytes(b"whole")
+        assert tmp.name.startswith(f".model.pt.{os.getpid()}.") and tmp.name.endswith(".tmp")
+        left = tmp_path / tmp.name.replace(f".{os.getpid()}.", f".{dead}.", 1)  # the same, by a killed writer
+        shutil.copyfile(tmp, left)
+        assert sorted(remove_stale_temps(tmp_path, ["model.pt"])) == sorted([folder, left])
+        assert tmp.exists()  # its writer (this process) runs
+    assert (tmp_path / "model.pt").read_bytes() == b"whole" and other.exists()
+
+
+def test_clean_stale_removes_only_the_scratch_of_processes_that_ended(tmp_path: Path) -> None:
+    from prtreid.scratch import clean_stale, scratch
+
+    dead, running, not_a_pid = tmp_path / str(killed_pid()), tmp_path / "1", tmp_path / "notes"
+    for folder in (dead, running, not_a_pid):
+        (folder / "eval-x").mkdir(parents=True)
+    with scratch("eval-", tmp_path) as mine:
+        assert clean_stale(tmp_path) == 1
+        assert not dead.exists() and running.is_dir() and not_a_pid.is_dir() and mine.is_dir()
+    assert not mine.exists()
 
 def test_export_killed_leaves_no_file_that_looks_whole(untrained_model: Path, tmp_path: Path) -> None:
     model_path, out = untrained_model, tmp_path / "export"

@@ -68,8 +68,8 @@ def test_the_ball_keeps_its_role_where_no_person_is_tracked(tiny_seq: Path, untr
 def test_public_detections_beyond_seq_length_are_refused(tiny_seq: Path, tmp_path: Path,
                                                          capsys: pytest.CaptureFixture) -> None:
     seq = _copy(tiny_seq, tmp_path)
-    _add_rows(seq / "det" / "det.txt", ["20,-1,10,10,20,40,0.9"])
-    with pytest.raises(FormatError, match=r"det/det.txt: row \d+ has frame 20 beyond seqLength=12"):
+    _add_rows(seq / "det" / "det.txt", ["13,-1,10,10,20,40,0.9"])  # the first frame after the last one
+    with pytest.raises(FormatError, match=r"det/det.txt: row \d+ has frame 13 beyond seqLength=12 \(1 such rows\)"):
         VideoPipeline(PipelineConfig(detector="det")).run(seq)
     assert cli(["track", "--input", str(seq), "--detector", "det", "--out", str(tmp_path / "out")]) == 2
     assert "det.txt: row" in capsys.readouterr().err
@@ -97,13 +97,13 @@ def test_render_draws_boxes_far_outside_the_frame(tiny_seq: Path, tmp_path: Path
                                                   caplog: pytest.LogCaptureFixture) -> None:
     from prtreid.pipeline.render import render
 
-    tracks = pd.DataFrame({"frame": [1, 2, 30], "track_id": [1, 2, 3], "left": [-1e10, 10.0, 10.0],
-                           "top": [-1e10, 10.0, 10.0], "width": [3e10, 20.0, 20.0], "height": [3e10, 40.0, 40.0],
-                           "team": pd.array([0, None, 1], dtype="Int64"),
-                           "role": pd.array(["player", None, "player"], dtype="string")})
+    tracks = pd.DataFrame({"frame": [1, 2, 13, 30], "track_id": [1, 2, 3, 3], "left": [-1e10, 10.0, 10.0, 10.0],
+                           "top": [-1e10, 10.0, 10.0, 10.0], "width": [3e10, 20.0, 20.0, 20.0],
+                           "height": [3e10, 40.0, 40.0, 40.0], "team": pd.array([0, None, 1, 1], dtype="Int64"),
+                           "role": pd.array(["player", None, "player", "player"], dtype="string")})
     with caplog.at_level(logging.WARNING, logger="prtreid.pipeline.render"):
         assert render(tiny_seq, tracks, tmp_path / "o.mp4") == 12
-    assert "1 rows of the tracks are in later frames (up to frame 30)" in caplog.text
+    assert "has 12 frames, and 2 rows of the tracks are in later frames (up to frame 30)" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="prtreid.pipeline.render"):
         assert render(tiny_seq, tracks, tmp_path / "o.mp4", max_frames=5) == 5

@@ -31,7 +31,7 @@ def test_train_run_name_with_a_path_is_refused(tmp_path: Path, monkeypatch: pyte
         train.train_distributed(ExperimentConfig(), str(tmp_path / "data"), str(tmp_path / "runs"), name)
 
 
-@pytest.mark.parametrize("name", ["../../escape", "x/y", ".."])
+@pytest.mark.parametrize("name", ["../../escape", "x/y", "..", "x\\y", "x\ny", "x\x00y", "  "])
 def test_sweep_name_with_a_path_is_refused(name: str) -> None:
     from prtreid.distributed.tune import SweepConfig
 
@@ -49,6 +49,16 @@ def test_study_storage_with_a_password_parameter_is_refused_without_echo(url: st
 
     sweep = tune.SweepConfig(name="x", num_samples=1, study_storage=url)
     with pytest.raises(ConfigError, match="holds a password") as err:  # before any database or Ray is reached
+        tune._run_sweep(None, None, None, str(tmp_path / "out"), sweep, False, None, {}, max_t=1)
+    assert SECRET not in str(err.value)
+
+
+@pytest.mark.parametrize("url", ["not a url", f"postgresql//user:{SECRET}@127.0.0.1:9/optuna"])
+def test_study_storage_that_is_not_a_database_url_is_a_clear_error(url: str, tmp_path: Path) -> None:
+    from prtreid.distributed import tune
+
+    sweep = tune.SweepConfig(name="x", num_samples=1, study_storage=url)
+    with pytest.raises(ConfigError, match="not a database URL") as err:
         tune._run_sweep(None, None, None, str(tmp_path / "out"), sweep, False, None, {}, max_t=1)
     assert SECRET not in str(err.value)
 
@@ -84,7 +94,7 @@ def _seqinfo(folder: Path, **keys: str) -> Path:
 
 
 @pytest.mark.parametrize("key,value", [("imDir", "../outside"), ("imDir", "/etc"), ("imDir", "img1/../../x"),
-                                       ("imExt", ".jpg/../../../outside/000001.jpg")])
+                                       ("imExt", ".jpg/../../../outside/000001.jpg"), ("imExt", ".")])
 def test_seqinfo_image_folder_outside_the_sequence_is_refused(tmp_path: Path, key: str, value: str) -> None:
     from prtreid.data.frames import open_frames
 
@@ -162,6 +172,16 @@ def test_crop_cache_lock_planted_in_shared_tmp_is_not_followed(shared_tmp: Path,
         local_store(data, crops)
     assert victim.read_text() == "precious\n"
 
+
+def test_local_copy_of_an_s3_sweeps_study_is_kept_in_a_private_folder(shared_tmp: Path, s3_bucket: str) -> None:
+    import stat
+
+    from prtreid.distributed.study_file import study_file
+    from prtreid.storage import Storage
+
+    local = study_file(Storage(f"{s3_bucket}/sweeps/x"), "x", None, resume=False)
+    private = shared_tmp / f"prtreid-sweeps-{os.getuid()}"
+    assert local.parent.parent == private and stat.S_IMODE(private.stat().st_mode) == 0o700
 
 @pytest.mark.parametrize("kind", ["world-writable", "link"])
 def test_private_temp_folder_made_first_by_someone_else_is_refused(shared_tmp: Path, tmp_path: Path,

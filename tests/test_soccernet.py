@@ -340,4 +340,6 @@ def test_find_sequences_skips_clips_still_being_written(tmp_path: Path) -> None:
     write_sequence(Sequence(SeqInfo("SNMOT-001", 3, 128, 72)), tmp_path / "SNMOT-001")
     write_sequence(Sequence(SeqInfo("SNMOT-002", 3, 128, 72)), tmp_path / ".SNMOT-002.4242.0123abcd.tmp")
     write_sequence(Sequence(SeqInfo("SNMOT-003", 3, 128, 72)), tmp_path / ".hidden" / "SNMOT-003")
-    assert find_sequences(tmp_path) == [tmp_path / ".hidden" / "SNMOT-003", tmp_path / "SNMOT-001"]
+    write_sequence(Sequence(SeqInfo("SNMOT-004", 3, 128, 72)), tmp_path / "SNMOT-004.tmp")  # a name, not hidden
+    assert find_sequences(tmp_path) == [tmp_path / ".hidden" / "SNMOT-003", tmp_path / "SNMOT-001",
+                                        tmp_path / "SNMOT-004.tmp"]
