@@ -56,11 +56,11 @@ def crop_store(synth_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
 @pytest.fixture(scope="session")
 def untrained_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small PRTReID saved as a model file (random weights: plumbing, not quality)."""
+    """A small PRTReID (resnet10t) saved as a model file (random weights: plumbing, not quality)."""
     from prtreid.model.prtreid import ModelConfig, PRTReID
     from prtreid.train.checkpoint import model_meta, save_model
 
-    cfg = ModelConfig(image_size=(64, 32), embed_dim=32, team_dim=8)
+    cfg = ModelConfig(backbone="resnet10t", image_size=(64, 32), embed_dim=32, team_dim=8)
     roles = ("player", "goalkeeper", "referee", "other")
     path = tmp_path_factory.mktemp("model") / "model.pt"
     save_model(path, PRTReID.from_config(cfg, num_roles=len(roles)), model_meta(cfg, len(roles), 0, roles))
