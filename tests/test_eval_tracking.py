@@ -228,13 +228,18 @@ BAD_COLUMNS = [  # (column, how it is spoilt, the row the error names, how the m
 ]
 
 
-@pytest.mark.parametrize(("column", "spoil", "row", "shown"), BAD_COLUMNS)
-def test_a_tracks_table_value_that_cannot_be_scored_is_refused_by_row(tmp_path: Path, column: str, spoil,
-                                                                      row: int, shown: str) -> None:
+def _scored_tables(tmp_path: Path) -> tuple[Path, Path]:
+    """A ground-truth folder and its perfect prediction; returns the folder and the tracks table's path."""
     gt = _gt()
     root = _write(tmp_path / "gt", gt)
     _predict(tmp_path / "pred", gt, {1: 0, 2: 1, 3: None}, {1: "player", 2: "player", 3: "referee"})
-    path = tmp_path / "pred" / "SNMOT-777.tracks.parquet"
+    return root, tmp_path / "pred" / "SNMOT-777.tracks.parquet"
+
+
+@pytest.mark.parametrize(("column", "spoil", "row", "shown"), BAD_COLUMNS)
+def test_a_tracks_table_value_that_cannot_be_scored_is_refused_by_row(tmp_path: Path, column: str, spoil,
+                                                                      row: int, shown: str) -> None:
+    root, path = _scored_tables(tmp_path)
     table = pd.read_parquet(path)
     table[column] = spoil(table[column])
     table.to_parquet(path)
@@ -242,12 +247,8 @@ def test_a_tracks_table_value_that_cannot_be_scored_is_refused_by_row(tmp_path: 
         evaluate_tracking(root, tmp_path / "pred")
 
 
-
 def test_several_bad_values_are_reported_at_the_first_row_whatever_the_column(tmp_path: Path) -> None:
-    gt = _gt()
-    root = _write(tmp_path / "gt", gt)
-    _predict(tmp_path / "pred", gt, {1: 0, 2: 1, 3: None}, {1: "player", 2: "player", 3: "referee"})
-    path = tmp_path / "pred" / "SNMOT-777.tracks.parquet"
+    root, path = _scored_tables(tmp_path)
     table = pd.read_parquet(path).astype({"frame": float})
     table.loc[4, "frame"] = 2.5  # a column checked before team, in a later row
     table.loc[1, "team"] = 2.0
@@ -257,10 +258,7 @@ def test_several_bad_values_are_reported_at_the_first_row_whatever_the_column(tm
 
 
 def test_a_tracks_table_with_zero_size_boxes_is_scored(tmp_path: Path) -> None:
-    gt = _gt()
-    root = _write(tmp_path / "gt", gt)
-    _predict(tmp_path / "pred", gt, {1: 0, 2: 1, 3: None}, {1: "player", 2: "player", 3: "referee"})
-    path = tmp_path / "pred" / "SNMOT-777.tracks.parquet"
+    root, path = _scored_tables(tmp_path)
     table = pd.read_parquet(path)
     table.loc[4, "width"] = 0.0  # a box that has collapsed to a line is a value, not a malformed table
     table.loc[7, "height"] = 0.0
