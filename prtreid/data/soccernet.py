@@ -272,7 +272,11 @@ def _num(v: float) -> str:
 # --- whole sequences ---------------------------------------------------------------------------
 
 def read_sequence(root: str | Path, load_det: bool = True) -> Sequence:
-    """Read a SoccerNet-Tracking sequence folder (``gameinfo.ini``, gt and det are optional)."""
+    """Read a SoccerNet-Tracking sequence folder (``gameinfo.ini``, gt and det are optional).
+
+    Raises:
+        FormatError: a malformed file, or gt/det rows in frames after ``seqLength``.
+    """
     root = Path(root)
     if not root.is_dir():
         raise FormatError(root, None, "not a sequence folder")
@@ -280,11 +284,19 @@ def read_sequence(root: str | Path, load_det: bool = True) -> Sequence:
     tracks, game = read_gameinfo(root / GAMEINFO) if (root / GAMEINFO).exists() else ({}, {})
     gt = read_mot(root / GT_FILE) if (root / GT_FILE).exists() else None
     det = read_mot(root / DET_FILE) if load_det and (root / DET_FILE).exists() else None
-    if gt is not None and len(gt) and gt.frame.max() > info.seq_length:
-        bad = int(np.argmax(gt.frame > info.seq_length))
-        raise FormatError(root / GT_FILE, None,
-                          f"row {bad + 1} has frame {gt.frame[bad]} beyond seqLength={info.seq_length}")
+    for table, name in ((gt, GT_FILE), (det, DET_FILE)):
+        _check_frames(table, info.seq_length, root / name)
     return Sequence(info=info, tracks=tracks, gt=gt, det=det, root=root, game=game)
+
+
+def _check_frames(table: MotTable | None, seq_length: int, path: Path) -> None:
+    """Refuse rows of ``table`` (read from ``path``; ``None``: no such file) in frames after ``seq_length``."""
+    if table is None:
+        return
+    beyond = np.flatnonzero(table.frame > seq_length)
+    if len(beyond):
+        raise FormatError(path, None, f"row {beyond[0] + 1} has frame {table.frame[beyond[0]]} beyond "
+                                      f"seqLength={seq_length} ({len(beyond)} such rows)")
 
 
 def write_sequence(seq: Sequence, root: str | Path) -> Path:

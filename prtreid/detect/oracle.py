@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from collections.abc import Sequence as SequenceABC
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -18,7 +17,6 @@ import numpy as np
 from prtreid.data.soccernet import DET_FILE
 from prtreid.data.types import BALL_ROLE, MotTable, Sequence, TrackInfo
 from prtreid.detect.base import BALL_CLASS, PERSON_CLASS, FrameDetections, check_batch
-from prtreid.errors import FormatError
 
 NOT_PEOPLE: tuple[str, ...] = (BALL_ROLE,)
 """Roles whose boxes are not people and are dropped by default."""
@@ -71,8 +69,6 @@ class MotFileDetector:
 
         Raises:
             FileNotFoundError: the sequence has no such table.
-            FormatError: public detections in frames beyond the sequence's ``seqLength`` (those of another
-                sequence, or a wrong ``seqinfo.ini``), as the ground truth's are refused when it is read.
             ValueError: an unknown ``source``.
         """
         if source == "gt":
@@ -83,7 +79,6 @@ class MotFileDetector:
         if source == "det":
             if seq.det is None:
                 raise FileNotFoundError(f"sequence {seq.name} has no public detections ({DET_FILE})")
-            _check_frames(seq.det, seq.info.seq_length, Path(seq.root or seq.name) / DET_FILE)
             return cls(seq.det, None, min_conf=min_conf)
         raise ValueError(f"unknown detection source {source!r} (known: gt, det)")
 
@@ -104,14 +99,6 @@ class MotFileDetector:
             scores=self._conf[lo:hi].copy(),
             classes=self._class[lo:hi].copy(),
         )
-
-
-def _check_frames(table: MotTable, seq_length: int, path: Path) -> None:
-    """Refuse rows of ``table`` (read from ``path``) in frames after ``seq_length``."""
-    beyond = np.flatnonzero(table.frame > seq_length)
-    if len(beyond):
-        raise FormatError(path, None, f"row {beyond[0] + 1} has frame {table.frame[beyond[0]]} beyond "
-                                      f"seqLength={seq_length} ({len(beyond)} such rows)")
 
 
 def _track_ids_with_role(roles: Mapping[int, str | TrackInfo], wanted: Collection[str]) -> set[int]:
