@@ -47,8 +47,8 @@ def private_dir(path: Path) -> Path:
         ConfigError: a link, not a folder, another user's, or writable by group or others.
     """
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    st = os.lstat(path)
-    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o022:
+    st = os.lstat(path)  # a link is not a folder to lstat
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o022:
         raise ConfigError(f"{path}: not a private folder of this user (a link, another user's, or writable by "
                           "others): someone may have made it first; remove it or choose another folder")
     return path

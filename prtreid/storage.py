@@ -63,6 +63,11 @@ def temp_name(name: str) -> str:
     return f".{name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp"
 
 
+def is_temp_name(name: str) -> bool:
+    """Whether a file or folder name is one :func:`atomic_path` or :func:`temp_name` gives: not a finished one."""
+    return name.startswith(".") and name.endswith(".tmp")
+
+
 def process_alive(pid: int) -> bool:
     """Whether a process of this id runs on this machine (another user's counts)."""
     try:

@@ -29,7 +29,7 @@ from prtreid.data.gamestate import read_gamestate
 from prtreid.data.types import (ROLES, TEAMS, MotTable, SeqInfo, Sequence, TrackInfo, image_dir_problem,
                                 image_ext_problem)
 from prtreid.errors import FormatError
-from prtreid.storage import atomic_write_text, name_problem
+from prtreid.storage import atomic_write_text, is_temp_name, name_problem
 
 SEQINFO = "seqinfo.ini"
 GAMEINFO = "gameinfo.ini"
@@ -300,15 +300,18 @@ def _check_frames(table: MotTable | None, seq_length: int, path: Path) -> None:
 
 
 def write_sequence(seq: Sequence, root: str | Path) -> Path:
-    """Write the text files of a sequence (ini files, gt, det) into ``root``; images are not touched."""
+    """Write the text files of a sequence (ini files, gt, det) into ``root``; images are not touched.
+
+    ``seqinfo.ini``, which makes a folder a sequence (:func:`find_sequences`), is written last.
+    """
     root = Path(root)
-    write_seqinfo(root / SEQINFO, seq.info)
     if seq.tracks or seq.game:
         write_gameinfo(root / GAMEINFO, seq.info.name, seq.tracks, seq.game)
     if seq.gt is not None:
         write_mot(root / GT_FILE, seq.gt)
     if seq.det is not None:
         write_mot(root / DET_FILE, seq.det)
+    write_seqinfo(root / SEQINFO, seq.info)
     seq.root = root
     return root
 
@@ -345,16 +348,11 @@ def find_sequences(root: str | Path) -> list[Path]:
             subfolders.clear()
             continue
         seen.add(real)
-        subfolders[:] = [s for s in subfolders if not _being_written(s)]
+        subfolders[:] = [s for s in subfolders if not is_temp_name(s)]  # clips still being written
         if any(m in files for m in markers):
             found.append(Path(folder))
             subfolders.clear()  # a sequence's own folders (img1, gt) hold no sequence
     return sorted(found)
-
-
-def _being_written(folder_name: str) -> bool:
-    """A folder that :func:`prtreid.storage.temp_name` named: not a finished sequence."""
-    return folder_name.startswith(".") and folder_name.endswith(".tmp")
 
 
 def load_sequence(root: str | Path, load_det: bool = True) -> Sequence:

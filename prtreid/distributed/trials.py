@@ -24,13 +24,13 @@ from ray.tune.integration.ray_train import TuneReportCallback
 
 from prtreid.config import from_dict
 from prtreid.data.soccernet import find_sequences
-from prtreid.scratch import clean_stale, scratch
 from prtreid.distributed.track import load_pipeline
 from prtreid.distributed.train import train_worker  # the worker loop of train_distributed, reused as is
 from prtreid.distributed.train import local_store
 from prtreid.errors import ConfigError
 from prtreid.eval.tracking import COMBINED, evaluate_tracking
 from prtreid.pipeline.video import PipelineConfig, write_result
+from prtreid.scratch import clean_stale, scratch
 from prtreid.search_space import apply_point
 from prtreid.storage import Storage
 from prtreid.train.config import experiment_from_dict

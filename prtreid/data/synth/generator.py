@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from prtreid.data.masks import write_part_map
-from prtreid.data.soccernet import DET_FILE, GAMEINFO, GT_FILE, SEQINFO, write_gameinfo, write_mot, write_seqinfo
+from prtreid.data.soccernet import write_sequence
 from prtreid.data.synth.camera import Camera, camera_track, sample_rig
 from prtreid.data.synth.detections import DetNoise, noisy_detections
 from prtreid.data.synth.match import simulate
@@ -136,7 +136,7 @@ def generate_sequence(out_root: Path, index: int, cfg: SynthConfig) -> Path:
     """Write the ``index``-th clip (0-based) of the dataset under ``out_root``; returns its folder.
 
     The clip is built in a temporary folder beside the final one (``.NAME.PID.RANDOM.tmp``, its
-    ``seqinfo.ini`` written last) and renamed when complete, so a killed run never leaves a folder
+    ``seqinfo.ini`` written last by :func:`write_sequence`) and renamed when complete, so a killed run never leaves a folder
     that looks finished; the next run removes such a folder of a killed process. An existing folder
     is replaced.
     """
@@ -220,15 +220,7 @@ def _build(folder: Path, name: str, number: int, cfg: SynthConfig) -> None:
     det = noisy_detections(gt, visibility, is_ball, cfg.frames, cfg.width, cfg.height, cfg.det_noise, r_det)
     info = SeqInfo(name=name, seq_length=cfg.frames, im_width=cfg.width, im_height=cfg.height,
                    frame_rate=float(cfg.fps))
-    _write_annotations(folder, Sequence(info=info, tracks=_tracks(cast, ids), gt=gt, det=det, game=game))
-
-
-def _write_annotations(folder: Path, seq: Sequence) -> None:
-    """The text files of a clip, ``seqinfo.ini`` last: a folder is taken for a sequence only once it is whole."""
-    write_mot(folder / GT_FILE, seq.gt)
-    write_mot(folder / DET_FILE, seq.det)
-    write_gameinfo(folder / GAMEINFO, seq.info.name, seq.tracks, seq.game)
-    write_seqinfo(folder / SEQINFO, seq.info)
+    write_sequence(Sequence(info=info, tracks=_tracks(cast, ids), gt=gt, det=det, game=game), folder)
 
 
 def _render_frames(folder: Path, scene: _Scene, rows, ids: dict[int, int],
