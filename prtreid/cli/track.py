@@ -137,7 +137,9 @@ def run_track(args: argparse.Namespace) -> int:
 def run_eval_tracking(args: argparse.Namespace) -> int:
     """``prtreid eval-tracking``."""
     from prtreid.eval.tracking import COMBINED, evaluate_tracking
+    from prtreid.scratch import clean_stale
 
+    clean_stale()  # the trackeval tables of an evaluation that was killed, as eval-reid does for its crops
     res = evaluate_tracking(args.gt, args.pred)
     if args.json:
         print(json.dumps(res))

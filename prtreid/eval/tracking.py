@@ -31,7 +31,7 @@ from scipy.optimize import linear_sum_assignment
 from prtreid.data.soccernet import GT_FILE, SEQINFO, find_sequences, format_mot, load_sequence, read_mot
 from prtreid.data.types import TEAMS, MotTable, Sequence, TrackInfo
 from prtreid.errors import FormatError
-from prtreid.scratch import clean_stale, scratch
+from prtreid.scratch import scratch
 
 TRACKER_NAME = "prtreid"
 COMBINED = "COMBINED"
@@ -250,7 +250,6 @@ def hota_metrics(gt: dict[str, MotTable], pred: dict[str, MotTable],
     Track ids only need to be distinct: each table's are renumbered densely, so memory does not grow with them.
     Tables are expected to pass :func:`table_problem`.
     """
-    clean_stale()  # the tables of an evaluation that was killed
     with scratch("trackeval-") as root:
         for name, table in gt.items():
             (root / "gt" / name / "gt").mkdir(parents=True)
