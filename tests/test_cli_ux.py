@@ -81,12 +81,31 @@ def test_export_prints_only_its_json_report_and_no_warnings(untrained_model: Pat
     assert " INFO onnx" not in run.stderr  # the ONNX optimiser's passes, one line each
 
 
-def test_track_shows_each_video_s_frames_as_it_goes(tiny_data: Path, tmp_path: Path) -> None:
+def test_track_and_render_show_each_video_s_frames_as_they_go(tiny_data: Path, tmp_path: Path) -> None:
     run = prtreid("track", "--input", str(tiny_data), "--out", str(tmp_path / "out"))
     assert run.returncode == 0, run.stderr
     for i, name in enumerate(("SNMOT-001", "SNMOT-002"), start=1):  # a bar per video, counting its frames
         assert re.search(rf"track {i}/2 {name}: +100%.*\b10/10 \[", run.stderr), run.stderr
     assert run.stdout == f"tracked 2 input(s) into {tmp_path / 'out'}\n"
+    run = prtreid("render", "--input", str(tiny_data / "SNMOT-002"), "--pred", str(tmp_path / "out"),
+                  "--out", str(tmp_path / "clip.mp4"), "--max-frames", "6")
+    assert run.returncode == 0, run.stderr
+    assert re.search(r"render SNMOT-002: +100%.*\b6/6 \[", run.stderr), run.stderr
+
+
+def test_evaluation_counts_the_crops_it_embeds(crop_store: Path, untrained_model: Path) -> None:
+    import torch
+
+    from prtreid.train.checkpoint import load_model
+    from prtreid.train.evaluate import evaluate_store
+
+    model, meta = load_model(untrained_model, "cpu")
+    calls: list[tuple[int, int]] = []
+    evaluate_store(model, crop_store, torch.device("cpu"), image_size=(64, 32), role_names=tuple(meta["role_names"]),
+                   batch_size=16, progress=lambda done, total: calls.append((done, total)))
+    total = calls[-1][1]
+    assert calls[-1] == (total, total) and len(calls) >= total / 16
+    assert [d for d, _ in calls] == sorted({d for d, _ in calls})  # rising, never repeated
 
 
 def test_train_says_where_the_model_is_and_leaves_undefined_metrics_null(tiny_data: Path, tmp_path: Path) -> None:
@@ -94,6 +113,7 @@ def test_train_says_where_the_model_is_and_leaves_undefined_metrics_null(tiny_da
     assert run.returncode == 0, run.stderr
     report = json.loads(run.stdout)
     assert report["mAP"] is None and report["rank1"] is None  # no query could be scored: not a 0 score
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())[-1]["mAP"] is None  # nor in the file
     assert 0 <= report["team_acc"] <= 1
     assert "mAP and rank-1 are undefined" in run.stderr
     assert f"model in {tmp_path / 'run' / 'model.pt'}" in run.stderr

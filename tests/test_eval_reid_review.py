@@ -180,7 +180,7 @@ def test_evaluate_store_wiring_against_an_independent_computation(crop_store: Pa
     index = read_crop_index(crop_store)
     fake = _fake_outputs(index)
 
-    def extract(model, dataset, device, batch_size=64, num_workers=0) -> dict:
+    def extract(model, dataset, device, batch_size=64, num_workers=0, on_batch=None) -> dict:
         rows = [fake[c] for c in dataset.crop_ids]
         return {"feats": torch.tensor(np.stack([r["feats"] for r in rows]), dtype=torch.float32),
                 "vis": torch.tensor(np.stack([r["vis"] for r in rows]), dtype=torch.float32),

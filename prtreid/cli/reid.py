@@ -79,9 +79,9 @@ def run_train(args: argparse.Namespace) -> int:
     cfg = load_experiment(args.config, overrides)
     check_resumable(args.out, cfg)  # before RUN/crops is rebuilt for settings the checkpoint does not hold
     store = crop_store(args.data, args.out / "crops", cfg.crops)
-    history = fit(cfg, store, args.out)
+    history = [retrieval_defined(h) for h in fit(cfg, store, args.out)]
     atomic_write_text(args.out / "metrics.json", json.dumps(history, indent=2))
-    final = retrieval_defined(history[-1])
+    final = history[-1]
     print(json.dumps({k: final[k] if final[k] is None else round(final[k], 4) for k in REPORT_KEYS if k in final}))
     if final.get("mAP", 0) is None:
         print(f"prtreid train: no query crop of the held-out data has a gallery crop of the same person at least "
@@ -117,8 +117,13 @@ def run_eval(args: argparse.Namespace) -> int:
     with scratch("eval-") as tmp:
         cfg = dataclasses.replace(CropConfig(), eval_fraction=1.0, roles=tuple(meta["role_names"]))
         store = crop_store(args.data, tmp, cfg)
-        metrics = evaluate_store(model, store, device, image_size=tuple(meta["model_config"]["image_size"]),
-                                 role_names=tuple(meta["role_names"]), min_frame_gap=TrainConfig.min_frame_gap)
+        progress, close = bar("embed", unit="crop")
+        try:
+            metrics = evaluate_store(model, store, device, image_size=tuple(meta["model_config"]["image_size"]),
+                                     role_names=tuple(meta["role_names"]), min_frame_gap=TrainConfig.min_frame_gap,
+                                     progress=progress)
+        finally:
+            close()
     if metrics["num_queries"] == 0:
         raise FormatError(str(args.data), None, f"no query crop has a gallery crop of the same person at least "
                                                 f"{TrainConfig.min_frame_gap} frames away in its clip, so mAP and "

@@ -167,7 +167,11 @@ def run_render(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"{table}: no such file (the --pred folder of `prtreid track`; --name picks "
                                 "another result than the input's name)")
     tracks = read_tracks(table, COLUMNS)
-    n = render(args.input, tracks, args.out, args.max_frames)
+    progress, close = bar(f"render {name}", unit="frame")
+    try:
+        n = render(args.input, tracks, args.out, args.max_frames, on_frames=progress)
+    finally:
+        close()
     print(f"wrote {n} frames to {args.out}")
     return 0
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
@@ -56,12 +56,17 @@ def _pixel(value: float, size: int) -> int:
     return int(np.clip(value, -size, 2 * size))
 
 
-def render(source: str | Path, tracks: pd.DataFrame, out: str | Path, max_frames: int | None = None) -> int:
+def render(source: str | Path, tracks: pd.DataFrame, out: str | Path, max_frames: int | None = None,
+           on_frames: Callable[[int, int | None], None] | None = None) -> int:
     """Draw ``tracks`` (a ``.tracks.parquet`` table with :data:`COLUMNS`) over the frames of ``source``.
 
     ``max_frames`` (``None``: all) stops after that frame number; returns the number of frames written.
+    ``on_frames(done, total)`` is called after each frame drawn (``total`` is ``None`` where a video
+    does not declare its length and no ``max_frames`` is given).
     """
     frames = open_frames(source)
+    known = frames.info.num_frames
+    total = max_frames if known is None else min(known, max_frames or known)
     by_frame = dict(tuple(tracks.groupby("frame")))
     empty = tracks.iloc[:0]
 
@@ -74,6 +79,8 @@ def render(source: str | Path, tracks: pd.DataFrame, out: str | Path, max_frames
                 return
             last = frame_id
             yield draw_frame(image, by_frame.get(frame_id, empty))
+            if on_frames is not None:
+                on_frames(frame_id, total)
 
     n = write_video(out, drawn(), fps=frames.info.fps)
     _warn_undrawn(tracks, source, last, max_frames)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,12 @@ from prtreid.track.context import RoleContext, contextual_roles
 
 @torch.no_grad()
 def extract(model: nn.Module, dataset: ReidDataset, device: torch.device, batch_size: int = 64,
-            num_workers: int = 0) -> dict[str, np.ndarray | torch.Tensor]:
-    """Run the model over a dataset: re-id descriptors, visibility, team embeddings, role logits."""
+            num_workers: int = 0,
+            on_batch: Callable[[int], None] | None = None) -> dict[str, np.ndarray | torch.Tensor]:
+    """Run the model over a dataset: re-id descriptors, visibility, team embeddings, role logits.
+
+    ``on_batch(n)`` is called after each batch with its number of crops.
+    """
     was_training = model.training
     model.eval()
     feats, vis, team, role = [], [], [], []
@@ -32,6 +37,8 @@ def extract(model: nn.Module, dataset: ReidDataset, device: torch.device, batch_
         vis.append(v.float().cpu())
         team.append(out.team.float().cpu())
         role.append(out.role_logits.float().cpu())
+        if on_batch is not None:
+            on_batch(len(batch["image"]))
     model.train(was_training)
     return {"feats": torch.cat(feats), "vis": torch.cat(vis),
             "team": torch.cat(team).numpy(), "role_logits": torch.cat(role).numpy()}
@@ -40,7 +47,8 @@ def extract(model: nn.Module, dataset: ReidDataset, device: torch.device, batch_
 def evaluate_store(model: nn.Module, store: str | Path, device: torch.device, *,
                    image_size: tuple[int, int], role_names: tuple[str, ...],
                    batch_size: int = 64, min_frame_gap: int = 10, num_workers: int = 0,
-                   role_context: RoleContext = RoleContext()) -> dict[str, Any]:
+                   role_context: RoleContext = RoleContext(),
+                   progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Re-id mAP/rank-k (query vs gallery), team accuracy and role metrics on the held-out sequences.
 
     Team accuracy uses the players (role ``player``) of query and gallery together, per sequence;
@@ -49,12 +57,21 @@ def evaluate_store(model: nn.Module, store: str | Path, device: torch.device, *,
     context (:mod:`prtreid.track.context`, the decision tracking makes over tracklets, here over
     the sequence's crops: a kit seen on several people in one frame is a team kit, whose wearers are
     players), and ``role_acc_crop`` is the accuracy of the role head on each crop alone.
+    ``progress(done, total)`` counts the crops embedded.
     """
     check_eval_splits(store)
     query = ReidDataset(store, "query", image_size=image_size, train=False, role_names=role_names)
     gallery = ReidDataset(store, "gallery", image_size=image_size, train=False, role_names=role_names)
-    q = extract(model, query, device, batch_size, num_workers)
-    g = extract(model, gallery, device, batch_size, num_workers)
+    done, total = 0, len(query) + len(gallery)
+
+    def on_batch(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress is not None:
+            progress(done, total)
+
+    q = extract(model, query, device, batch_size, num_workers, on_batch)
+    g = extract(model, gallery, device, batch_size, num_workers, on_batch)
     dist = part_distance(q["feats"], q["vis"], g["feats"], g["vis"]).numpy()
     out = reid_metrics(dist, query.pids, gallery.pids, query.matches, gallery.matches,
                        query.frames, gallery.frames, min_frame_gap=min_frame_gap)
