@@ -108,6 +108,20 @@ def test_a_tracks_table_without_team_or_role_columns_is_scored_without_them(tmp_
     assert res["HOTA"] == pytest.approx(1.0) and "team_acc" not in res and "role_acc" not in res
 
 
+def test_mot_results_without_a_tracks_table_are_scored_with_a_warning(tmp_path: Path,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    gt = _gt()
+    root = _write(tmp_path / "gt", gt)
+    _predict(tmp_path / "pred", gt)  # MOT text only, as another tracker writes, or a killed `prtreid track`
+    res = evaluate_tracking(root, tmp_path / "pred")["SNMOT-777"]
+    assert res["HOTA"] == pytest.approx(1.0) and "team_acc" not in res
+    assert f"{tmp_path / 'pred' / 'SNMOT-777.tracks.parquet'} missing" in caplog.text
+    caplog.clear()
+    _predict(tmp_path / "pred", gt, {1: 0, 2: 1, 3: None}, {1: "player", 2: "player", 3: "referee"})
+    evaluate_tracking(root, tmp_path / "pred")
+    assert "not scored" not in caplog.text
+
+
 def test_rows_without_a_role_count_as_wrong(tmp_path: Path) -> None:
     gt = _gt()
     root = _write(tmp_path / "gt", gt)

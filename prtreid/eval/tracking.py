@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,8 @@ from prtreid.data.soccernet import GT_FILE, SEQINFO, find_sequences, format_mot,
 from prtreid.data.types import TEAMS, MotTable, Sequence, TrackInfo
 from prtreid.errors import FormatError
 from prtreid.scratch import scratch
+
+log = logging.getLogger(__name__)
 
 TRACKER_NAME = "prtreid"
 COMBINED = "COMBINED"
@@ -67,6 +70,10 @@ def evaluate_tracking(gt_root: str | Path, pred_dir: str | Path) -> dict[str, di
     preds = {s.name: _read_prediction(pred_dir, s) for s in seqs}
     paths = {s.name: pred_dir / f"{s.name}.tracks.parquet" for s in seqs}
     tables = {name: read_tracks(path, BOX_COLUMNS) for name, path in paths.items() if path.exists()}
+    if untabled := [str(path) for name, path in paths.items() if name not in tables]:
+        log.warning("team and role are not scored where the MOT results have no tracks table (another "
+                    "tracker's results, or a `prtreid track` stopped before writing it): %s missing",
+                    ", ".join(untabled))
     results = hota_metrics({s.name: s.gt for s in seqs}, preds, {s.name: s.info.seq_length for s in seqs})
     totals = {"team": [0, 0], "role": [0, 0], "keeper_team": [0, 0]}
     for s in seqs:
