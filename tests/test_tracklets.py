@@ -157,6 +157,18 @@ def test_table_from_tracker_output_and_to_mot() -> None:
     np.testing.assert_allclose(mot.box[1], [5, 5, 20, 40])
 
 
+def test_team_and_role_rows_stay_float32_through_post_processing() -> None:
+    # a 90-minute match is about 1.4 million rows: float64 team embeddings would double their memory
+    tracks = Tracks(ids=np.array([1]), boxes=np.array([[0, 0, 10, 30]], float), scores=np.array([0.9]),
+                    det_index=np.array([0]))
+    app = Appearance(feats=np.zeros((1, 1, 4)), team=np.array([[0.6, 0.8]]), role_probs=_one_hot_rows("player", 1))
+    table = TrackTable.concat([TrackTable.from_tracks(1, tracks, app), TrackTable.from_tracks(2, tracks),
+                               TrackTable.from_tracks(6, tracks, app)])
+    out = interpolate_gaps(table, max_gap=5)
+    assert len(out) == 6 and out.team.dtype == out.role_probs.dtype == np.float32
+    np.testing.assert_array_equal(out.team[0], np.float32([0.6, 0.8]))
+
+
 def test_backfill_adds_the_tentative_frames_of_confirmed_tracks_only() -> None:
     def rows(frames: list[int], ids: list[int]) -> TrackTable:
         n = len(frames)

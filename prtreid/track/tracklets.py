@@ -43,8 +43,8 @@ class TrackTable:
         track_id: ``(N,)`` int64.
         box: ``(N, 4)`` float64 xyxy pixels.
         score: ``(N,)`` detection scores.
-        team: ``(N, Dt)`` team embeddings of the detections, or ``None``; NaN rows are unknown.
-        role_probs: ``(N, R)`` role probabilities of the detections, or ``None``; NaN rows unknown.
+        team: ``(N, Dt)`` float32 team embeddings of the detections, or ``None``; NaN rows are unknown.
+        role_probs: ``(N, R)`` float32 role probabilities of the detections, or ``None``; NaN rows unknown.
         interpolated: ``(N,)`` True for rows added by :func:`interpolate_gaps`.
     """
 
@@ -76,8 +76,9 @@ class TrackTable:
         roles = None if appearance is None or appearance.role_probs is None else np.asarray(appearance.role_probs)[idx]
         return cls(np.full(n, frame, np.int64), np.asarray(tracks.ids, np.int64),
                    np.asarray(tracks.boxes, np.float64).reshape(n, 4), np.asarray(tracks.scores, np.float64),
-                   None if team is None else team.astype(np.float64),
-                   None if roles is None else roles.astype(np.float64))
+                   # float32, as the model gives them: a full match holds millions of rows
+                   None if team is None else team.astype(np.float32),
+                   None if roles is None else roles.astype(np.float32))
 
     @classmethod
     def concat(cls, tables: Iterable[TrackTable]) -> TrackTable:
@@ -91,7 +92,8 @@ class TrackTable:
             width = next((c.shape[1] for c in cols if c is not None), None)
             if width is None:
                 return None
-            return np.concatenate([np.full((len(t), width), np.nan) if c is None else c for t, c in zip(tables, cols)])
+            return np.concatenate([np.full((len(t), width), np.nan, np.float32) if c is None else c
+                                   for t, c in zip(tables, cols)])
 
         return cls(*(np.concatenate([getattr(t, k) for t in tables]) for k in ("frame", "track_id", "box", "score")),
                    team=stack("team"), role_probs=stack("role_probs"),
@@ -260,7 +262,8 @@ def interpolate_gaps(table: TrackTable, max_gap: int) -> TrackTable:
     src = np.repeat(starts, lengths)
     step = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths) + 1
     w = (step / np.repeat(lengths + 1, lengths))[:, None]
-    nan_cols = {k: None if getattr(t, k) is None else np.full((len(src), getattr(t, k).shape[1]), np.nan)
+    nan_cols = {k: None if getattr(t, k) is None else np.full((len(src), getattr(t, k).shape[1]), np.nan,
+                                                               getattr(t, k).dtype)
                 for k in ("team", "role_probs")}
     new = TrackTable(
         frame=t.frame[src] + step,
