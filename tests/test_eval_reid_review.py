@@ -111,13 +111,17 @@ def test_part_distance_holistic_rows_always_count() -> None:
     assert d_none.item() == pytest.approx(1.5) and d_one.item() == pytest.approx(3.0)
 
 
-def _reference_team(emb: np.ndarray, teams: np.ndarray, matches: np.ndarray, seed: int) -> tuple[float, dict]:
+def _reference_team(emb: np.ndarray, teams: np.ndarray, matches: np.ndarray, seed: int,
+                    normalize: bool = True, kit: np.ndarray | None = None) -> tuple[float, dict]:
     per, correct, total = {}, 0.0, 0
     for m in np.unique(matches):
         sel = (matches == m) & (teams >= 0)
         if len(set(teams[sel].tolist())) < 2:
             continue
-        x = emb[sel] / np.linalg.norm(emb[sel], axis=1, keepdims=True)
+        x = emb[sel] / np.linalg.norm(emb[sel], axis=1, keepdims=True) if normalize else emb[sel]
+        if kit is not None:
+            k = kit[sel]
+            x = np.hstack([x / np.sqrt(x.var(0).sum()), 2 * k / np.sqrt(k.var(0).sum())])
         labels = KMeans(n_clusters=2, n_init=10, random_state=seed).fit_predict(x)
         per[int(m)] = max(accuracy_score(teams[sel], labels), accuracy_score(teams[sel], 1 - labels))
         correct, total = correct + per[int(m)] * sel.sum(), total + int(sel.sum())
@@ -171,8 +175,9 @@ def _fake_outputs(index: pd.DataFrame) -> dict[int, dict[str, np.ndarray]]:
         vis = np.r_[(rng.random(2) > 0.3).astype(float), 1.0, 1.0]
         team = np.eye(3)[{"left": 0, "right": 1}.get(row.team, 2)] + rng.normal(0, 0.6, 3)
         role = np.eye(len(ROLES))[ROLES.index(row.role)] * 2 + rng.normal(0, 1.0, len(ROLES))
+        kit = np.array([20.0, 20.0]) * {"left": 1, "right": 2}.get(row.team, 3) + rng.normal(0, 8, 2)
         out[row.crop_id] = {"feats": ident[row.identity] + rng.normal(0, 0.8, (4, 3)), "vis": vis,
-                            "team": team, "role_logits": role}
+                            "team": team, "role_logits": role, "kit": kit}
     return out
 
 
@@ -184,7 +189,8 @@ def test_evaluate_store_wiring_against_an_independent_computation(crop_store: Pa
         rows = [fake[c] for c in dataset.crop_ids]
         return {"feats": torch.tensor(np.stack([r["feats"] for r in rows]), dtype=torch.float32),
                 "vis": torch.tensor(np.stack([r["vis"] for r in rows]), dtype=torch.float32),
-                "team": np.stack([r["team"] for r in rows]), "role_logits": np.stack([r["role_logits"] for r in rows])}
+                "team": np.stack([r["team"] for r in rows]), "role_logits": np.stack([r["role_logits"] for r in rows]),
+                "kit": np.stack([r["kit"] for r in rows])}
 
     monkeypatch.setattr(evaluate, "extract", extract)
     out = evaluate.evaluate_store(None, crop_store, torch.device("cpu"), image_size=(32, 16), role_names=ROLES,
@@ -206,9 +212,14 @@ def test_evaluate_store_wiring_against_an_independent_computation(crop_store: Pa
     both = pd.concat([q, g])
     emb = np.stack([fake[c]["team"] for c in both["crop_id"]])
     teams = np.where(both["role"] == "player", both["team"].map({"left": 0, "right": 1}).fillna(-1), -1).astype(int)
-    want_acc, want_per = _reference_team(emb, teams, both["sequence"].map(seqs).to_numpy(), seed=0)
-    assert want_per and out["team_acc"] == pytest.approx(want_acc)
+    kit = np.stack([fake[c]["kit"] for c in both["crop_id"]])
+    sequences = both["sequence"].map(seqs).to_numpy()
+    # the default: per sequence, unit embeddings and kit colours side by side, each over its spread, kit x2
+    want_acc, want_per = _reference_team(emb, teams, sequences, seed=0, kit=kit)
+    assert want_per and out["team_acc"] == out["team_acc_both"] == pytest.approx(want_acc)
     assert out["team_acc_per_sequence"] == pytest.approx({sorted(seqs)[m]: a for m, a in want_per.items()})
+    assert out["team_acc_kit"] == pytest.approx(_reference_team(kit, teams, sequences, seed=0, normalize=False)[0])
+    assert out["team_acc_embedding"] == pytest.approx(_reference_team(emb, teams, sequences, seed=0)[0])
 
     logits = np.stack([fake[c]["role_logits"] for c in both["crop_id"]])
     truth = both["role"].map(ROLES.index).to_numpy()

@@ -25,6 +25,8 @@ import torch
 from sklearn.cluster import KMeans
 from sklearn.metrics import confusion_matrix, f1_score
 
+from prtreid.track.teams import team_features
+
 
 def part_distance(
     q_feats: torch.Tensor, q_vis: torch.Tensor, g_feats: torch.Tensor, g_vis: torch.Tensor, chunk: int = 256
@@ -87,9 +89,11 @@ def _average_precision(matches: np.ndarray) -> float:
 
 
 def team_accuracy(
-    team_emb: np.ndarray, teams: np.ndarray, matches: np.ndarray, seed: int = 0
+    team_emb: np.ndarray, teams: np.ndarray, matches: np.ndarray, seed: int = 0,
+    kit: np.ndarray | None = None, team_from: str = "embedding",
 ) -> tuple[float, dict[int, float]]:
-    """Team accuracy by KMeans(2) over L2-normalised team embeddings, per match.
+    """Team accuracy by KMeans(2), per match, over the players' L2-normalised team embeddings, or
+    their kit colours, or both (``team_from``, :func:`~prtreid.track.teams.team_features`).
 
     Only samples with a team label (0/1) take part; each match is scored with the better of the
     two cluster-to-team assignments. Returns the sample-weighted overall accuracy and the
@@ -101,7 +105,7 @@ def team_accuracy(
         sel = (matches == m) & (teams >= 0)
         if len(np.unique(teams[sel])) < 2:
             continue
-        x = team_emb[sel] / np.linalg.norm(team_emb[sel], axis=1, keepdims=True).clip(1e-12)
+        x = team_features(team_emb[sel], None if kit is None else kit[sel], team_from)
         pred = KMeans(n_clusters=2, n_init=10, random_state=seed).fit_predict(x)
         agree = int((pred == teams[sel]).sum())
         best = max(agree, int(sel.sum()) - agree)

@@ -10,6 +10,8 @@ import torch
 from torchvision.ops import roi_align
 
 from prtreid.data.reid_dataset import IMAGENET_MEAN, IMAGENET_STD
+from prtreid.data.types import PARTS
+from prtreid.model.kit import KIT_PARTS, has_kit_parts, kit_colour
 from prtreid.model.prtreid import PRTReID, inference_layout
 
 
@@ -22,12 +24,14 @@ class Embeddings:
         vis: (N, P) visibility.
         team: (N, Dt) team embeddings.
         role_probs: (N, R) softmax role probabilities.
+        kit: (N, Dk) kit colours, or ``None`` where the model's parts are not the part masks'.
     """
 
     feats: np.ndarray
     vis: np.ndarray
     team: np.ndarray
     role_probs: np.ndarray
+    kit: np.ndarray | None = None
 
 
 class Embedder:
@@ -58,7 +62,7 @@ class Embedder:
         merged = {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
         split = np.cumsum(counts)[:-1]
         parts = {k: np.split(v, split) for k, v in merged.items()}
-        return [Embeddings(*(parts[k][i] for k in ("feats", "vis", "team", "role_probs"))) for i in range(len(frames))]
+        return [Embeddings(**{k: v[i] for k, v in parts.items()}) for i in range(len(frames))]
 
     def _crops(self, frames: Sequence[np.ndarray], boxes: Sequence[np.ndarray]) -> torch.Tensor:
         # boxes are clipped to their frame, as the training crops are (RoIAlign would fill the outside with black)
@@ -72,15 +76,18 @@ class Embedder:
         with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
             out = self.model(crops)
         feats, vis = out.reid_features()
-        return {"feats": feats.float().cpu().numpy(), "vis": vis.float().cpu().numpy(),
-                "team": out.team.float().cpu().numpy(), "role_probs": out.role_probabilities().float().cpu().numpy()}
+        kit = {"kit": kit_colour(crops, out.part_logits).cpu().numpy()} if has_kit_parts(out.part_logits) else {}
+        return kit | {"feats": feats.float().cpu().numpy(), "vis": vis.float().cpu().numpy(),
+                      "team": out.team.float().cpu().numpy(),
+                      "role_probs": out.role_probabilities().float().cpu().numpy()}
 
     def _empty(self) -> Embeddings:
         p = self.model.cfg.num_parts + 2
         d, dt = self.model.cfg.embed_dim, self.model.cfg.team_dim
         r = self.model.num_roles
+        kit = np.zeros((0, 3 * len(KIT_PARTS)), np.float32) if self.model.cfg.num_parts == len(PARTS) - 1 else None
         return Embeddings(np.zeros((0, p, d), np.float32), np.zeros((0, p), np.float32),
-                          np.zeros((0, dt), np.float32), np.zeros((0, r), np.float32))
+                          np.zeros((0, dt), np.float32), np.zeros((0, r), np.float32), kit)
 
 
 def _clip(boxes: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

@@ -25,7 +25,7 @@ import pandas as pd
 
 from prtreid.data.frames import SequenceFrames, open_frames
 from prtreid.data.soccernet import format_mot, load_sequence
-from prtreid.data.types import BALL_ROLE, MotTable
+from prtreid.data.types import BALL_ROLE, PARTS, MotTable
 from prtreid.detect.base import PERSON_CLASS, DetectorConfig, FrameDetections
 from prtreid.detect.factory import make_detector
 from prtreid.errors import ConfigError
@@ -35,6 +35,7 @@ from prtreid.track.ball import BallTrack
 from prtreid.track.cmc import CameraMotion
 from prtreid.track.config import TrackerConfig
 from prtreid.track.context import RoleContext
+from prtreid.track.teams import DEFAULT_TEAM_FROM, TeamFrom
 from prtreid.track.tracker import Appearance, Detections, PRTTracker
 from prtreid.track.tracklets import (
     TrackTable, assign_teams, backfill_tentative, interpolate_gaps, smooth_boxes, vote_roles,
@@ -65,6 +66,9 @@ class PipelineConfig:
             Savitzky-Golay filter of order 2, after the gaps are filled. Applies to a detector's
             boxes (``det``, ``yolo:``), not to ``oracle`` ones, which are exact.
         role_context: the match-context role decision over tracklets (:mod:`prtreid.track.context`).
+        team_from: what player tracklets are clustered into teams on (:mod:`prtreid.track.teams`):
+            ``both`` (default), ``kit`` (the kit colour under the model's part maps) or ``embedding``
+            (the team head's output, the paper's).
         device: ``auto``, ``cpu`` or ``cuda``; amp: fp16 embedding on CUDA.
     """
 
@@ -78,6 +82,7 @@ class PipelineConfig:
     interpolate_gap: int = 10
     smooth_window: int = 9
     role_context: RoleContext = field(default_factory=RoleContext)
+    team_from: TeamFrom = DEFAULT_TEAM_FROM
     device: str = "auto"
     amp: bool = False
 
@@ -116,6 +121,10 @@ class VideoPipeline:
         self.role_names: tuple[str, ...] = ()
         if model_path is not None:
             model, meta = load_model(model_path, self.device)
+            if cfg.team_from != "embedding" and model.cfg.num_parts != len(PARTS) - 1:
+                raise ConfigError(f"team_from {cfg.team_from!r} reads the kit colour under the part masks' parts, "
+                                  f"and {model_path} has {model.cfg.num_parts} parts (model.num_parts): "
+                                  "set team_from: embedding")
             self.embedder = Embedder(model, self.device, amp=cfg.amp)
             self.role_names = tuple(meta["role_names"])
         self._detector = None if cfg.detector in ("oracle", "det") else make_detector(cfg.detector, None, cfg.detection)
@@ -155,7 +164,7 @@ class VideoPipeline:
             for frame_id, image, det, emb in zip(ids, frames, dets, embs):
                 # the players move on their own: their pixels are left out (sparse flow 0.51 -> 0.31 px error)
                 warp = cmc.estimate(image, det.boxes) if self.cfg.cmc != "none" else None
-                app = None if emb is None else Appearance(emb.feats, emb.vis, emb.team, emb.role_probs)
+                app = None if emb is None else Appearance(emb.feats, emb.vis, emb.team, emb.role_probs, emb.kit)
                 tracks = tracker.update(Detections(det.boxes, det.scores), app, warp)
                 rows.append(TrackTable.from_tracks(frame_id, tracks, app))
                 if self.cfg.backfill:
@@ -185,7 +194,8 @@ class VideoPipeline:
         if table.role_probs is not None and len(table):
             roles = vote_roles(table.track_id, table.role_probs, self.role_names, frames=table.frame,
                                team_rows=table.team, context=self.cfg.role_context)
-            teams = assign_teams(table.track_id, table.team, roles, frames=table.frame)
+            teams = assign_teams(table.track_id, table.team, roles, frames=table.frame, kit_rows=table.kit,
+                                 team_from=self.cfg.team_from)
         table = refine_boxes(table, self.cfg)
         if len(ball):  # the ball's track takes the next free id; a role only where people have one (a model)
             ball_id = int(table.track_id.max(initial=0)) + 1

@@ -55,12 +55,15 @@ class Appearance:
         team: ``(N, Dt)`` team embeddings, or ``None``.
         role_probs: ``(N, R)`` softmax role probabilities, or ``None`` (not used by the tracker;
             tracklet post-processing votes on them).
+        kit: ``(N, Dk)`` kit colours (:mod:`prtreid.model.kit`), or ``None`` (not used by the tracker;
+            tracklet post-processing may cluster teams on them).
     """
 
     feats: np.ndarray
     vis: np.ndarray | None = None
     team: np.ndarray | None = None
     role_probs: np.ndarray | None = None
+    kit: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,10 @@ frame, with the detection's team embedding and role probabilities). Once the vid
   logits, as tracklab does, lets one overconfident frame outvote many), settled by the match
   context when given (:mod:`prtreid.track.context`: a kit worn by several people at once is a
   team kit).
-* :func:`assign_teams`: tracklet means of unit team embeddings, KMeans(2) over player tracklets
-  weighted by their length; short player tracklets take the nearer centroid, goalkeepers the team
-  seen in numbers around them; referees and others get no team. Team labels 0/1 are arbitrary
-  (evaluation is permutation-invariant).
+* :func:`assign_teams`: tracklet means of unit team embeddings and of kit colours, KMeans(2) over
+  player tracklets (on what :mod:`prtreid.track.teams` picks) weighted by their length; short player
+  tracklets take the nearer centroid, goalkeepers the team seen in numbers around them; referees and
+  others get no team. Team labels 0/1 are arbitrary (evaluation is permutation-invariant).
 * :func:`interpolate_gaps`: linear interpolation of boxes across short gaps within a track
   (StrongSORT's linear interpolation).
 * :func:`smooth_boxes`: a centred Savitzky-Golay filter (scipy's) over each track's boxes, which
@@ -31,7 +31,12 @@ from sklearn.cluster import KMeans
 
 from prtreid.data.types import MotTable
 from prtreid.track.context import RoleContext, contextual_roles
+from prtreid.track.teams import team_features, unit_rows
 from prtreid.track.tracker import Appearance, Tracks
+
+
+DETECTION_COLUMNS = ("team", "role_probs", "kit")
+"""The optional per-detection columns of a :class:`TrackTable` (model outputs; NaN where unknown)."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,8 @@ class TrackTable:
         score: ``(N,)`` detection scores.
         team: ``(N, Dt)`` float32 team embeddings of the detections, or ``None``; NaN rows are unknown.
         role_probs: ``(N, R)`` float32 role probabilities of the detections, or ``None``; NaN rows unknown.
+        kit: ``(N, Dk)`` float32 kit colours of the detections (:mod:`prtreid.model.kit`), or ``None``;
+            NaN rows unknown.
         interpolated: ``(N,)`` True for rows added by :func:`interpolate_gaps`.
     """
 
@@ -55,13 +62,14 @@ class TrackTable:
     team: np.ndarray | None = None
     role_probs: np.ndarray | None = None
     interpolated: np.ndarray | None = None
+    kit: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.frame)
         if self.interpolated is None:
             object.__setattr__(self, "interpolated", np.zeros(n, bool))
         sizes = [len(self.track_id), len(self.box), len(self.score), len(self.interpolated)]
-        sizes += [len(x) for x in (self.team, self.role_probs) if x is not None]
+        sizes += [len(getattr(self, k)) for k in DETECTION_COLUMNS if getattr(self, k) is not None]
         if any(s != n for s in sizes):
             raise ValueError(f"TrackTable columns disagree in length: {n} frames vs {sizes}")
 
@@ -70,19 +78,17 @@ class TrackTable:
 
     @classmethod
     def from_tracks(cls, frame: int, tracks: Tracks, appearance: Appearance | None = None) -> TrackTable:
-        """Rows of one frame: the tracker's output plus the matched detections' team and role data."""
+        """Rows of one frame: the tracker's output plus the matched detections' team, role and kit data."""
         n, idx = len(tracks), tracks.det_index
-        team = None if appearance is None or appearance.team is None else np.asarray(appearance.team)[idx]
-        roles = None if appearance is None or appearance.role_probs is None else np.asarray(appearance.role_probs)[idx]
+        # float32, as the model gives them: a full match holds millions of rows
+        rows = {k: None if appearance is None or getattr(appearance, k) is None
+                else np.asarray(getattr(appearance, k))[idx].astype(np.float32) for k in DETECTION_COLUMNS}
         return cls(np.full(n, frame, np.int64), np.asarray(tracks.ids, np.int64),
-                   np.asarray(tracks.boxes, np.float64).reshape(n, 4), np.asarray(tracks.scores, np.float64),
-                   # float32, as the model gives them: a full match holds millions of rows
-                   None if team is None else team.astype(np.float32),
-                   None if roles is None else roles.astype(np.float32))
+                   np.asarray(tracks.boxes, np.float64).reshape(n, 4), np.asarray(tracks.scores, np.float64), **rows)
 
     @classmethod
     def concat(cls, tables: Iterable[TrackTable]) -> TrackTable:
-        """Stack tables; a table lacking team or role columns gets NaN rows where others have them."""
+        """Stack tables; a table lacking team, role or kit columns gets NaN rows where others have them."""
         tables = list(tables)
         if not tables:
             return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 4)), np.zeros(0))
@@ -96,12 +102,12 @@ class TrackTable:
                                    for t, c in zip(tables, cols)])
 
         return cls(*(np.concatenate([getattr(t, k) for t in tables]) for k in ("frame", "track_id", "box", "score")),
-                   team=stack("team"), role_probs=stack("role_probs"),
-                   interpolated=np.concatenate([t.interpolated for t in tables]))
+                   interpolated=np.concatenate([t.interpolated for t in tables]),
+                   **{k: stack(k) for k in DETECTION_COLUMNS})
 
     def select(self, rows: np.ndarray) -> TrackTable:
         """Rows at ``rows`` (a boolean mask or indices)."""
-        opt = {k: None if getattr(self, k) is None else getattr(self, k)[rows] for k in ("team", "role_probs")}
+        opt = {k: None if getattr(self, k) is None else getattr(self, k)[rows] for k in DETECTION_COLUMNS}
         return TrackTable(self.frame[rows], self.track_id[rows], self.box[rows], self.score[rows],
                           interpolated=self.interpolated[rows], **opt)
 
@@ -163,14 +169,10 @@ def vote_roles(
     ok &= np.isfinite(team_rows).all(1)
     ids = np.asarray(track_ids)[ok]
     uniq, mean, _ = _group_mean(ids, probs[ok])
-    _, team_mean, _ = _group_mean(ids, _unit(np.asarray(team_rows, np.float64)[ok]))
+    _, team_mean, _ = _group_mean(ids, unit_rows(np.asarray(team_rows, np.float64)[ok]))
     item_of_row = np.searchsorted(uniq, ids)
     chosen = contextual_roles(team_mean, mean, item_of_row, np.asarray(frames)[ok], role_names, context)
     return roles | {int(t): role_names[int(k)] for t, k in zip(uniq, chosen)}
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.linalg.norm(x, axis=1, keepdims=True).clip(1e-12)
 
 
 def assign_teams(
@@ -182,11 +184,15 @@ def assign_teams(
     min_rows: int = 5,
     seed: int = 0,
     frames: np.ndarray | None = None,
+    kit_rows: np.ndarray | None = None,
+    team_from: str = "embedding",
 ) -> dict[int, int | None]:
     """Team (0 or 1) of each tracklet, or ``None``.
 
     Each tracklet is summarised by the mean of its L2-normalised team embeddings (NaN rows
-    skipped), normalised again. KMeans(2) (``n_init=10``, seeded) runs over the tracklets whose
+    skipped), normalised again, and by the mean of its kit colours (``kit_rows``); ``team_from``
+    picks what is clustered (:func:`~prtreid.track.teams.team_features`, scaled over the tracklets
+    clustered). KMeans(2) (``n_init=10``, seeded) runs over the tracklets whose
     voted role is in ``team_roles`` and that have at least ``min_rows`` rows, each weighted by
     its number of rows, so short noisy fragments do not move the centroids. Every such tracklet,
     long or short, then takes the nearer centroid.
@@ -201,8 +207,11 @@ def assign_teams(
     track_ids = np.asarray(track_ids)
     emb = np.asarray(team_emb_rows, dtype=np.float64)
     ok = np.isfinite(emb).all(1)
-    uniq, mean, counts = _group_mean(track_ids[ok], _unit(emb[ok]))
-    mean = _unit(mean)
+    kit = None if kit_rows is None else np.asarray(kit_rows, dtype=np.float64)
+    if kit is not None:
+        ok &= np.isfinite(kit).all(1)
+    uniq, mean, counts = _group_mean(track_ids[ok], unit_rows(emb[ok]))
+    kit_mean = None if kit is None else _group_mean(track_ids[ok], kit[ok])[1]
     role_of = [team_roles[0] if roles is None else roles.get(int(t)) for t in uniq]
     is_team = np.array([r in team_roles for r in role_of], bool)
     is_keeper = np.array([r in keeper_roles for r in role_of], bool)
@@ -212,12 +221,13 @@ def assign_teams(
         fit = is_team
     if not fit.any():
         return out
+    x = team_features(mean, kit_mean, team_from, scale_rows=fit)
     if fit.sum() == 1:
-        centroids = mean[fit]
+        centroids = x[fit]
     else:
-        km = KMeans(n_clusters=2, n_init=10, random_state=seed).fit(mean[fit], sample_weight=counts[fit])
+        km = KMeans(n_clusters=2, n_init=10, random_state=seed).fit(x[fit], sample_weight=counts[fit])
         centroids = km.cluster_centers_
-    nearest = np.linalg.norm(mean[:, None, :] - centroids[None, :, :], axis=2).argmin(1)
+    nearest = np.linalg.norm(x[:, None, :] - centroids[None, :, :], axis=2).argmin(1)
     out.update({int(t): int(team) for t, team in zip(uniq[is_team], nearest[is_team])})
     row_team = None
     if frames is not None and is_keeper.any():  # keepers are still None here: only players count
@@ -264,7 +274,7 @@ def interpolate_gaps(table: TrackTable, max_gap: int) -> TrackTable:
     w = (step / np.repeat(lengths + 1, lengths))[:, None]
     nan_cols = {k: None if getattr(t, k) is None else np.full((len(src), getattr(t, k).shape[1]), np.nan,
                                                                getattr(t, k).dtype)
-                for k in ("team", "role_probs")}
+                for k in DETECTION_COLUMNS}
     new = TrackTable(
         frame=t.frame[src] + step,
         track_id=t.track_id[src],

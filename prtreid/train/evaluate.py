@@ -15,23 +15,29 @@ from prtreid.data.crops import read_crop_index
 from prtreid.data.reid_dataset import ReidDataset
 from prtreid.errors import ConfigError
 from prtreid.eval.reid import part_distance, reid_metrics, role_metrics, team_accuracy
+from prtreid.model.kit import has_kit_parts, kit_colour
 from prtreid.track.context import RoleContext, contextual_roles
+from prtreid.track.teams import DEFAULT_TEAM_FROM, TEAM_DESCRIPTORS
 
 
 @torch.no_grad()
 def extract(model: nn.Module, dataset: ReidDataset, device: torch.device, batch_size: int = 64,
             num_workers: int = 0,
             on_batch: Callable[[int], None] | None = None) -> dict[str, np.ndarray | torch.Tensor]:
-    """Run the model over a dataset: re-id descriptors, visibility, team embeddings, role logits.
+    """Run the model over a dataset: re-id descriptors, visibility, team embeddings, role logits and,
+    where the model's parts are the part masks', kit colours (:func:`~prtreid.model.kit.kit_colour`).
 
     ``on_batch(n)`` is called after each batch with its number of crops.
     """
     was_training = model.training
     model.eval()
-    feats, vis, team, role = [], [], [], []
+    feats, vis, team, role, kit = [], [], [], [], []
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     for batch in loader:
-        out = model(batch["image"].to(device))
+        images = batch["image"].to(device)
+        out = model(images)
+        if has_kit_parts(out.part_logits):
+            kit.append(kit_colour(images, out.part_logits).cpu())
         f, v = out.reid_features()
         feats.append(f.float().cpu())
         vis.append(v.float().cpu())
@@ -40,18 +46,20 @@ def extract(model: nn.Module, dataset: ReidDataset, device: torch.device, batch_
         if on_batch is not None:
             on_batch(len(batch["image"]))
     model.train(was_training)
-    return {"feats": torch.cat(feats), "vis": torch.cat(vis),
-            "team": torch.cat(team).numpy(), "role_logits": torch.cat(role).numpy()}
+    return {"feats": torch.cat(feats), "vis": torch.cat(vis), "team": torch.cat(team).numpy(),
+            "role_logits": torch.cat(role).numpy(), "kit": torch.cat(kit).numpy() if kit else None}
 
 
 def evaluate_store(model: nn.Module, store: str | Path, device: torch.device, *,
                    image_size: tuple[int, int], role_names: tuple[str, ...],
                    batch_size: int = 64, min_frame_gap: int = 10, num_workers: int = 0,
-                   role_context: RoleContext = RoleContext(),
+                   role_context: RoleContext = RoleContext(), team_from: str = DEFAULT_TEAM_FROM,
                    progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Re-id mAP/rank-k (query vs gallery), team accuracy and role metrics on the held-out sequences.
 
-    Team accuracy uses the players (role ``player``) of query and gallery together, per sequence;
+    Team accuracy uses the players (role ``player``) of query and gallery together, per sequence,
+    clustered on ``team_from`` (:mod:`prtreid.track.teams`; ``team_acc_both``, ``team_acc_kit`` and
+    ``team_acc_embedding`` give each, the first two where the model has the kit colour);
     ``team_acc_per_sequence`` maps each sequence with players of both teams to its own.
     Role metrics use every held-out crop; the roles are decided per sequence with the match
     context (:mod:`prtreid.track.context`, the decision tracking makes over tracklets, here over
@@ -80,10 +88,18 @@ def evaluate_store(model: nn.Module, store: str | Path, device: torch.device, *,
     player = role_names.index("player") if "player" in role_names else -1
     teams = np.where(roles == player, teams, -1)
     team_emb = np.concatenate([q["team"], g["team"]])
-    out["team_acc"], per_match = team_accuracy(team_emb, teams, np.concatenate([query.matches, gallery.matches]))
+    matches = np.concatenate([query.matches, gallery.matches])
+    kit = None if q["kit"] is None else np.concatenate([q["kit"], g["kit"]])
+    by_descriptor = {name: team_accuracy(team_emb, teams, matches, kit=kit, team_from=name)
+                     for name in TEAM_DESCRIPTORS if kit is not None or name == "embedding"}
+    if team_from not in by_descriptor:
+        raise ConfigError(f"team_from {team_from!r}: this model gives {sorted(by_descriptor)} "
+                          f"(of {', '.join(TEAM_DESCRIPTORS)}; the kit colour needs the part masks' parts)")
+    out["team_acc"], per_match = by_descriptor[team_from]
+    out |= {f"team_acc_{name}": acc for name, (acc, _) in by_descriptor.items()}
     out["team_acc_per_sequence"] = {query.match_names[m]: acc for m, acc in per_match.items()}
     logits = np.concatenate([q["role_logits"], g["role_logits"]])
-    pred = _roles_in_context(logits, team_emb, np.concatenate([query.matches, gallery.matches]),
+    pred = _roles_in_context(logits, team_emb, matches,
                              np.concatenate([query.frames, gallery.frames]), role_names, role_context)
     out |= role_metrics(pred, roles, role_names)
     out["role_acc_crop"] = float((logits.argmax(1) == roles).mean()) if len(roles) else 0.0

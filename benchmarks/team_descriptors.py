@@ -1,0 +1,108 @@
+"""Team accuracy by what players are clustered on: the team embedding, the kit colour, or both.
+
+One model, the same crops for every column (the `eval-reid` crops of each folder of sequences):
+KMeans(2) per clip over the players' crops, and over each player's mean (what a tracklet gives).
+"kit, true masks" reads the kit colour under the generator's own part masks instead of the
+model's part maps: how far better part maps would take the kit colour.
+
+    python benchmarks/team_descriptors.py --model RUN/model.pt --data SET1 SET2 ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.cluster import KMeans
+
+from prtreid.data.crops import CropConfig, build_crops
+from prtreid.data.reid_dataset import ReidDataset
+from prtreid.data.types import PARTS
+from prtreid.model.kit import kit_colour
+from prtreid.track.teams import team_features
+from prtreid.train.checkpoint import load_model
+from prtreid.train.evaluate import extract
+
+COLUMNS = ("embedding", "kit", "both", "kit, true masks")
+
+
+def true_mask_kit(dataset: ReidDataset) -> np.ndarray:
+    """Kit colours under the crops' own part masks (one-hot part logits at the crop's pixels)."""
+    rows = []
+    for i in range(len(dataset)):
+        item = dataset[i]
+        logits = 50.0 * F.one_hot(item["parts"].clamp_min(0), len(PARTS)).permute(2, 0, 1).float()[None]
+        rows.append(kit_colour(item["image"][None], logits)[0].numpy())
+    return np.array(rows)
+
+
+def accuracies(emb: np.ndarray, kit: np.ndarray, true_kit: np.ndarray, teams: np.ndarray, matches: np.ndarray,
+               people: np.ndarray) -> dict[str, tuple[float, float]]:
+    """(crop-level, person-level) accuracy of each column, weighted by crops."""
+    out = {}
+    for column in COLUMNS:
+        team_from, k = ("kit", true_kit) if column == "kit, true masks" else (column, kit)
+        hits, total = np.zeros(2), 0
+        for m in np.unique(matches):
+            sel = (matches == m) & (teams >= 0)
+            if len(np.unique(teams[sel])) < 2:
+                continue
+            hits[0] += _kmeans_hits(team_features(emb[sel], k[sel], team_from), teams[sel], np.ones(sel.sum()))
+            ids, inverse, counts = np.unique(people[sel], return_inverse=True, return_counts=True)
+            means = [np.array([x[sel][inverse == j].mean(0) for j in range(len(ids))]) for x in (emb, k)]
+            person_teams = np.array([teams[sel][inverse == j][0] for j in range(len(ids))])
+            hits[1] += _kmeans_hits(team_features(means[0], means[1], team_from), person_teams, counts)
+            total += int(sel.sum())
+        out[column] = (hits[0] / total, hits[1] / total)
+    return out
+
+
+def _kmeans_hits(x: np.ndarray, teams: np.ndarray, weights: np.ndarray) -> float:
+    pred = KMeans(n_clusters=2, n_init=10, random_state=0).fit(x, sample_weight=weights).predict(x)
+    agree = float(weights[pred == teams].sum())
+    return max(agree, float(weights.sum()) - agree)
+
+
+def evaluate_folder(model, meta: dict, data: Path) -> dict[str, tuple[float, float]]:
+    """The table row of one folder of sequences."""
+    roles = tuple(meta["role_names"])
+    size = tuple(meta["model_config"]["image_size"])
+    with tempfile.TemporaryDirectory() as tmp:
+        build_crops(data, Path(tmp), dataclasses.replace(CropConfig(), eval_fraction=1.0, roles=roles))
+        parts = [ReidDataset(Path(tmp), split, image_size=size, train=False, role_names=roles)
+                 for split in ("query", "gallery")]
+        outs = [extract(model, ds, torch.device("cpu")) for ds in parts]
+        true_kit = np.concatenate([true_mask_kit(ds) for ds in parts])
+    player = roles.index("player")
+    teams = np.concatenate([np.where(ds.roles == player, ds.teams, -1) for ds in parts])
+    cat = {k: np.concatenate([o[k] for o in outs]) for k in ("team", "kit")}
+    return accuracies(cat["team"], cat["kit"], true_kit, teams, np.concatenate([ds.matches for ds in parts]),
+                      np.concatenate([ds.pids for ds in parts]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", type=Path, required=True, help="model.pt (with the part masks' parts)")
+    parser.add_argument("--data", type=Path, nargs="+", required=True, help="folders of unseen sequences")
+    args = parser.parse_args()
+    model, meta = load_model(args.model, "cpu")
+    rows = {}
+    for data in args.data:
+        rows[data.name] = evaluate_folder(model, meta, data)
+        print(f"{data.name}: " + ", ".join(f"{c} {a:.3f} / {b:.3f}" for c, (a, b) in rows[data.name].items()),
+              flush=True)
+    print("\nteam accuracy, crops / players' means (KMeans(2) per clip, weighted by crops)\n")
+    print("| set | " + " | ".join(COLUMNS) + " |")
+    print("|---|" + "---|" * len(COLUMNS))
+    for name, row in list(rows.items()) + [("mean", {c: tuple(np.mean([r[c] for r in rows.values()], axis=0))
+                                                      for c in COLUMNS})]:
+        print(f"| {name} | " + " | ".join(f"{row[c][0]:.3f} / {row[c][1]:.3f}" for c in COLUMNS) + " |")
+
+
+if __name__ == "__main__":
+    main()
