@@ -1,0 +1,49 @@
+"""benchmarks/team_descriptors.py: each column scored on crops and on players' means, and a real run."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "team_descriptors.py"
+
+
+def _load_bench():
+    spec = importlib.util.spec_from_file_location("bench_team_descriptors", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_columns_score_crops_and_players_means() -> None:
+    bench = _load_bench()
+    rng = np.random.default_rng(0)
+    people = np.repeat(np.arange(8), 5)  # 8 players of one clip, 5 crops each
+    teams = (people >= 5).astype(int)  # 5 against 3
+    emb = rng.normal(size=(40, 4))  # no team signal
+    kit = np.where(teams[:, None] == 1, 20.0, 0.0) + rng.normal(0, 1.0, (40, 6))
+    noisy_kit = kit.copy()
+    noisy_kit[0] = kit[-1]  # one crop of player 0 shows the other kit: wrong alone, outvoted in its player's mean
+    rows = bench.accuracies(emb, noisy_kit, kit, teams, np.zeros(40, int), people)
+    assert rows["kit, true masks"] == (1.0, 1.0)
+    assert rows["kit"] == (39 / 40, 1.0)
+    assert rows["embedding"][0] < 0.9
+    # a second clip with one team only is not scored
+    two = bench.accuracies(*(np.concatenate([a, a[:5]]) for a in (emb, noisy_kit, kit)),
+                           np.r_[teams, teams[:5]], np.r_[np.zeros(40, int), np.ones(5, int)], np.r_[people, people[:5]])
+    assert two["kit"] == rows["kit"]
+
+
+def test_runs_on_generated_clips(synth_data: Path, untrained_model: Path) -> None:
+    run = subprocess.run([sys.executable, str(BENCH), "--model", str(untrained_model), "--data", str(synth_data)],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert "| set | embedding | kit | both | kit, true masks |" in run.stdout
+    row = next(line for line in run.stdout.splitlines() if line.startswith(f"| {synth_data.name} |"))
+    values = [float(v) for cell in row.split("|")[2:-1] for v in cell.split("/")]
+    assert len(values) == 8 and all(0.5 <= v <= 1.0 for v in values)
