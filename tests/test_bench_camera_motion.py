@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "camera_motion.py"
-
-
-def _load_bench():
-    spec = importlib.util.spec_from_file_location("bench_camera_motion", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the file executes
-    spec.loader.exec_module(module)
-    return module
+from bench_scripts import load_script
 
 
 def test_table_ranks_estimators_against_the_true_motion(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    bench = _load_bench()
+    bench = load_script("camera_motion")
     args = ["--work", str(tmp_path), "--seqs", "1", "--frames", "16", "--size", "320", "180", "--seed", "23"]
     assert bench.main(args) == 0
     rows = {}

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,15 +10,7 @@ import torch
 from prtreid.model.prtreid import ModelConfig, PRTReID
 from prtreid.pipeline.embed import Embedder
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "embed_layout.py"
-
-
-def _load_bench():
-    spec = importlib.util.spec_from_file_location("bench_embed_layout", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+from bench_scripts import load_script
 
 
 def test_embedder_runs_the_model_channels_last_on_cpu() -> None:
@@ -31,7 +20,7 @@ def test_embedder_runs_the_model_channels_last_on_cpu() -> None:
 
 
 def test_both_layouts_are_timed_and_give_the_same_features(capsys: pytest.CaptureFixture) -> None:
-    assert _load_bench().main(["--seqs", "1", "--frames", "4", "--batch-frames", "2", "--rounds", "1"]) == 0
+    assert load_script("embed_layout").main(["--seqs", "1", "--frames", "4", "--batch-frames", "2", "--rounds", "1"]) == 0
     out = capsys.readouterr().out
     rows = re.findall(r"^(channels_last|default).*?\s(\S+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)x$", out, re.MULTILINE)
     assert [r[:2] for r in rows] == [("channels_last", "channels_last"), ("default", "contiguous")]

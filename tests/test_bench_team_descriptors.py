@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from bench_scripts import load_script
+
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "team_descriptors.py"
 
 
-def _load_bench():
-    spec = importlib.util.spec_from_file_location("bench_team_descriptors", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_columns_score_crops_and_players_means() -> None:
-    bench = _load_bench()
+    bench = load_script("team_descriptors")
     rng = np.random.default_rng(0)
     people = np.repeat(np.arange(8), 5)  # 8 players of one clip, 5 crops each
     teams = (people >= 5).astype(int)  # 5 against 3
