@@ -38,6 +38,14 @@ def test_shipped_spaces_load_and_their_defaults_are_the_hand_set_values() -> Non
     assert tracker.apply(PipelineConfig(), tracker.defaults()) == PipelineConfig()
 
 
+def test_loss_sweeps_may_weigh_the_team_accuracy_of_the_embedding_alone() -> None:
+    from prtreid.distributed.trials import LOSS_METRICS, check_metrics
+
+    check_metrics({"mAP": 0.5, "team_acc_embedding": 0.5}, ("team_acc_embedding",), LOSS_METRICS)
+    with pytest.raises(ConfigError, match="report no metric 'team_acc_kitt'"):
+        check_metrics({"team_acc_kitt": 1.0}, (), LOSS_METRICS)
+
+
 def test_ddp_trials_leave_the_gpus_to_their_workers() -> None:
     spec = importlib.util.spec_from_file_location("tune_job", ROOT / "jobs" / "tune.py")
     job = importlib.util.module_from_spec(spec)

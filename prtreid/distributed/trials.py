@@ -40,8 +40,10 @@ LOSS_OBJECTIVE: dict[str, float] = {"mAP": 0.5, "team_acc": 0.25, "role_acc": 0.
 """Default objective of loss sweeps: re-id mAP, team and role accuracy on the held-out split."""
 TRACKER_OBJECTIVE: dict[str, float] = {"HOTA": 1.0}
 """Default objective of tracker sweeps."""
-LOSS_METRICS = ("mAP", "rank1", "rank5", "team_acc", "role_acc", "role_macro_f1", "role_acc_crop")
-"""What a loss trial reports that an objective may weigh (every epoch's evaluation)."""
+LOSS_METRICS = ("mAP", "rank1", "rank5", "team_acc", "team_acc_embedding", "role_acc", "role_macro_f1",
+                "role_acc_crop")
+"""What a loss trial reports that an objective may weigh (every epoch's evaluation; ``team_acc`` clusters
+on the default team descriptor, ``team_acc_embedding`` on the team head's embedding alone)."""
 TRACKER_METRICS = ("HOTA", "DetA", "AssA", "MOTA", "IDF1", "IDSW")
 """What a tracker trial reports that an objective may weigh; with a model also :data:`ATTRIBUTE_METRICS`."""
 ATTRIBUTE_METRICS = ("team_acc", "role_acc", "keeper_team_acc")
