@@ -85,11 +85,12 @@ def evaluate_folder(model, meta: dict, data: Path) -> dict[str, tuple[float, flo
                       np.concatenate([ds.pids for ds in parts]))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
+    """Print the table; returns 0."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, required=True, help="model.pt (with the part masks' parts)")
     parser.add_argument("--data", type=Path, nargs="+", required=True, help="folders of unseen sequences")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     model, meta = load_model(args.model, "cpu")
     rows = {}
     for data in args.data:
@@ -102,7 +103,8 @@ def main() -> None:
     for name, row in list(rows.items()) + [("mean", {c: tuple(np.mean([r[c] for r in rows.values()], axis=0))
                                                       for c in COLUMNS})]:
         print(f"| {name} | " + " | ".join(f"{row[c][0]:.3f} / {row[c][1]:.3f}" for c in COLUMNS) + " |")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

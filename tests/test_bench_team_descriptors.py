@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from bench_scripts import load_script
-
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "team_descriptors.py"
 
 
 def test_columns_score_crops_and_players_means() -> None:
@@ -32,11 +29,10 @@ def test_columns_score_crops_and_players_means() -> None:
     assert two["kit"] == rows["kit"]
 
 
-def test_runs_on_generated_clips(synth_data: Path, untrained_model: Path) -> None:
-    run = subprocess.run([sys.executable, str(BENCH), "--model", str(untrained_model), "--data", str(synth_data)],
-                         capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stderr
-    assert "| set | embedding | kit | both | kit, true masks |" in run.stdout
-    row = next(line for line in run.stdout.splitlines() if line.startswith(f"| {synth_data.name} |"))
+def test_runs_on_generated_clips(synth_data: Path, untrained_model: Path, capsys: pytest.CaptureFixture) -> None:
+    assert load_script("team_descriptors").main(["--model", str(untrained_model), "--data", str(synth_data)]) == 0
+    out = capsys.readouterr().out
+    assert "| set | embedding | kit | both | kit, true masks |" in out
+    row = next(line for line in out.splitlines() if line.startswith(f"| {synth_data.name} |"))
     values = [float(v) for cell in row.split("|")[2:-1] for v in cell.split("/")]
     assert len(values) == 8 and all(0.5 <= v <= 1.0 for v in values)
