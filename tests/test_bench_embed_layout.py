@@ -20,7 +20,8 @@ def test_embedder_runs_the_model_channels_last_on_cpu() -> None:
 
 
 def test_both_layouts_are_timed_and_give_the_same_features(capsys: pytest.CaptureFixture) -> None:
-    assert load_script("embed_layout").main(["--seqs", "1", "--frames", "4", "--batch-frames", "2", "--rounds", "1"]) == 0
+    bench = load_script("embed_layout")
+    assert bench.main(["--seqs", "1", "--frames", "4", "--batch-frames", "2", "--rounds", "1"]) == 0
     out = capsys.readouterr().out
     rows = re.findall(r"^(channels_last|default).*?\s(\S+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)x$", out, re.MULTILINE)
     assert [r[:2] for r in rows] == [("channels_last", "channels_last"), ("default", "contiguous")]

@@ -24,8 +24,9 @@ def test_columns_score_crops_and_players_means() -> None:
     assert rows["kit"] == (39 / 40, 1.0)
     assert rows["embedding"][0] < 0.9
     # a second clip with one team only is not scored
+    clips = np.r_[np.zeros(40, int), np.ones(5, int)]
     two = bench.accuracies(*(np.concatenate([a, a[:5]]) for a in (emb, noisy_kit, kit)),
-                           np.r_[teams, teams[:5]], np.r_[np.zeros(40, int), np.ones(5, int)], np.r_[people, people[:5]])
+                           np.r_[teams, teams[:5]], clips, np.r_[people, people[:5]])
     assert two["kit"] == rows["kit"]
 
 
