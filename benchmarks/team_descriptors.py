@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.cluster import KMeans
+from torch.utils.data import DataLoader
 
 from prtreid.data.crops import CropConfig, build_crops
 from prtreid.data.reid_dataset import ReidDataset
@@ -26,19 +27,23 @@ from prtreid.data.types import PARTS
 from prtreid.model.kit import kit_colour
 from prtreid.track.teams import team_features
 from prtreid.train.checkpoint import load_model
-from prtreid.train.evaluate import extract
 
 COLUMNS = ("embedding", "kit", "both", "kit, true masks")
 
 
-def true_mask_kit(dataset: ReidDataset) -> np.ndarray:
-    """Kit colours under the crops' own part masks (one-hot part logits at the crop's pixels)."""
-    rows = []
-    for i in range(len(dataset)):
-        item = dataset[i]
-        logits = 50.0 * F.one_hot(item["parts"].clamp_min(0), len(PARTS)).permute(2, 0, 1).float()[None]
-        rows.append(kit_colour(item["image"][None], logits)[0].numpy())
-    return np.array(rows)
+@torch.no_grad()
+def descriptors(model: torch.nn.Module, dataset: ReidDataset) -> dict[str, np.ndarray]:
+    """Team embeddings, kit colours under the model's part maps and under the crops' own part masks
+    (one-hot part logits at the crop's pixels), in one pass over the crops."""
+    model.eval()
+    rows: dict[str, list[torch.Tensor]] = {"team": [], "kit": [], "true_kit": []}
+    for batch in DataLoader(dataset, batch_size=64):
+        out = model(batch["image"])
+        masks = 50.0 * F.one_hot(batch["parts"].clamp_min(0), len(PARTS)).permute(0, 3, 1, 2).float()
+        rows["team"].append(out.team.float())
+        rows["kit"].append(kit_colour(batch["image"], out.part_logits))
+        rows["true_kit"].append(kit_colour(batch["image"], masks))
+    return {name: torch.cat(values).numpy() for name, values in rows.items()}
 
 
 def accuracies(emb: np.ndarray, kit: np.ndarray, true_kit: np.ndarray, teams: np.ndarray, matches: np.ndarray,
@@ -76,12 +81,11 @@ def evaluate_folder(model, meta: dict, data: Path) -> dict[str, tuple[float, flo
         build_crops(data, Path(tmp), dataclasses.replace(CropConfig(), eval_fraction=1.0, roles=roles))
         parts = [ReidDataset(Path(tmp), split, image_size=size, train=False, role_names=roles)
                  for split in ("query", "gallery")]
-        outs = [extract(model, ds, torch.device("cpu")) for ds in parts]
-        true_kit = np.concatenate([true_mask_kit(ds) for ds in parts])
+        outs = [descriptors(model, ds) for ds in parts]
     player = roles.index("player")
     teams = np.concatenate([np.where(ds.roles == player, ds.teams, -1) for ds in parts])
-    cat = {k: np.concatenate([o[k] for o in outs]) for k in ("team", "kit")}
-    return accuracies(cat["team"], cat["kit"], true_kit, teams, np.concatenate([ds.matches for ds in parts]),
+    cat = {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
+    return accuracies(cat["team"], cat["kit"], cat["true_kit"], teams, np.concatenate([ds.matches for ds in parts]),
                       np.concatenate([ds.pids for ds in parts]))
 
 

@@ -114,3 +114,12 @@ def test_evaluation_scores_teams_on_either_descriptor(crop_store, untrained_mode
     with pytest.raises(ConfigError, match="set team_from: embedding"):
         VideoPipeline(PipelineConfig(device="cpu"), path)
     VideoPipeline(PipelineConfig(device="cpu", team_from="embedding"), path)
+
+
+def test_the_command_line_offers_the_team_descriptors_of_the_library() -> None:
+    from prtreid.cli import build_parser
+    from prtreid.track.teams import DEFAULT_TEAM_FROM, TEAM_DESCRIPTORS
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+    option = next(a for a in commands["eval-reid"]._actions if "--team-from" in a.option_strings)
+    assert tuple(option.choices) == TEAM_DESCRIPTORS and option.default == DEFAULT_TEAM_FROM

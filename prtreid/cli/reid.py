@@ -31,6 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", type=Path, required=True, help="crop store or sequences folder (all held out)")
     p.add_argument("--model", type=Path, required=True, help="model.pt or checkpoint.pt")
     p.add_argument("--device", default="auto", help="auto (CUDA where available), cpu, cuda or cuda:N")
+    # prtreid.track.teams' TEAM_DESCRIPTORS, spelt out: importing prtreid.track would slow every --help
     p.add_argument("--team-from", choices=("both", "kit", "embedding"), default="both",
                    help="what players' teams are clustered on: the team head's embedding and the kit colour "
                         "under the model's part maps side by side, either alone (each accuracy is printed "

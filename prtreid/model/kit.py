@@ -41,9 +41,9 @@ def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
     return torch.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], dim=1)
 
 
-def has_kit_parts(part_logits: torch.Tensor) -> bool:
-    """Whether these part maps are the part masks' parts, which :func:`kit_colour` reads."""
-    return part_logits.shape[1] == len(PARTS)
+def has_kit_parts(num_parts: int) -> bool:
+    """Whether a model of ``num_parts`` parts has the part masks' parts, which :func:`kit_colour` reads."""
+    return num_parts == len(PARTS) - 1
 
 
 def kit_colour(images: torch.Tensor, part_logits: torch.Tensor) -> torch.Tensor:
@@ -57,7 +57,7 @@ def kit_colour(images: torch.Tensor, part_logits: torch.Tensor) -> torch.Tensor:
     Raises:
         ConfigError: the part maps are not the part masks' (a model with another ``num_parts``).
     """
-    if not has_kit_parts(part_logits):
+    if not has_kit_parts(part_logits.shape[1] - 1):
         raise ConfigError(f"the kit colour reads the part masks' parts {PARTS[1:]}: this model has "
                           f"{part_logits.shape[1] - 1} parts (model.num_parts); use the team embedding instead")
     images, part_logits = images.float(), part_logits.float()

@@ -10,7 +10,6 @@ import torch
 from torchvision.ops import roi_align
 
 from prtreid.data.reid_dataset import IMAGENET_MEAN, IMAGENET_STD
-from prtreid.data.types import PARTS
 from prtreid.model.kit import KIT_PARTS, has_kit_parts, kit_colour
 from prtreid.model.prtreid import PRTReID, inference_layout
 
@@ -50,6 +49,7 @@ class Embedder:
         self.amp = amp and device.type == "cuda"
         self.mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1) * 255
         self.std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1) * 255
+        self.has_kit = has_kit_parts(model.cfg.num_parts)
 
     @torch.no_grad()
     def embed(self, frames: Sequence[np.ndarray], boxes: Sequence[np.ndarray]) -> list[Embeddings]:
@@ -76,7 +76,7 @@ class Embedder:
         with torch.autocast("cuda", dtype=torch.float16, enabled=self.amp):
             out = self.model(crops)
         feats, vis = out.reid_features()
-        kit = {"kit": kit_colour(crops, out.part_logits).cpu().numpy()} if has_kit_parts(out.part_logits) else {}
+        kit = {"kit": kit_colour(crops, out.part_logits).cpu().numpy()} if self.has_kit else {}
         return kit | {"feats": feats.float().cpu().numpy(), "vis": vis.float().cpu().numpy(),
                       "team": out.team.float().cpu().numpy(),
                       "role_probs": out.role_probabilities().float().cpu().numpy()}
@@ -85,7 +85,7 @@ class Embedder:
         p = self.model.cfg.num_parts + 2
         d, dt = self.model.cfg.embed_dim, self.model.cfg.team_dim
         r = self.model.num_roles
-        kit = np.zeros((0, 3 * len(KIT_PARTS)), np.float32) if self.model.cfg.num_parts == len(PARTS) - 1 else None
+        kit = np.zeros((0, 3 * len(KIT_PARTS)), np.float32) if self.has_kit else None
         return Embeddings(np.zeros((0, p, d), np.float32), np.zeros((0, p), np.float32),
                           np.zeros((0, dt), np.float32), np.zeros((0, r), np.float32), kit)
 

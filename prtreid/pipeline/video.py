@@ -25,10 +25,11 @@ import pandas as pd
 
 from prtreid.data.frames import SequenceFrames, open_frames
 from prtreid.data.soccernet import format_mot, load_sequence
-from prtreid.data.types import BALL_ROLE, PARTS, MotTable
+from prtreid.data.types import BALL_ROLE, MotTable
 from prtreid.detect.base import PERSON_CLASS, DetectorConfig, FrameDetections
 from prtreid.detect.factory import make_detector
 from prtreid.errors import ConfigError
+from prtreid.model.kit import has_kit_parts
 from prtreid.pipeline.embed import Embedder
 from prtreid.storage import Storage
 from prtreid.track.ball import BallTrack
@@ -121,7 +122,7 @@ class VideoPipeline:
         self.role_names: tuple[str, ...] = ()
         if model_path is not None:
             model, meta = load_model(model_path, self.device)
-            if cfg.team_from != "embedding" and model.cfg.num_parts != len(PARTS) - 1:
+            if cfg.team_from != "embedding" and not has_kit_parts(model.cfg.num_parts):
                 raise ConfigError(f"team_from {cfg.team_from!r} reads the kit colour under the part masks' parts, "
                                   f"and {model_path} has {model.cfg.num_parts} parts (model.num_parts): "
                                   "set team_from: embedding")

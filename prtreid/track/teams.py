@@ -12,12 +12,12 @@ against 0.973-0.979): docs/experiments.md, "Kit colour under the part maps".
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
 TeamFrom = Literal["both", "kit", "embedding"]
-TEAM_DESCRIPTORS: tuple[str, ...] = ("both", "kit", "embedding")
+TEAM_DESCRIPTORS: tuple[str, ...] = get_args(TeamFrom)
 DEFAULT_TEAM_FROM: TeamFrom = "both"
 KIT_WEIGHT = 2.0
 """Weight of the kit colour against the embedding in ``both`` (after each is divided by its spread)."""

@@ -36,7 +36,7 @@ def extract(model: nn.Module, dataset: ReidDataset, device: torch.device, batch_
     for batch in loader:
         images = batch["image"].to(device)
         out = model(images)
-        if has_kit_parts(out.part_logits):
+        if has_kit_parts(out.part_logits.shape[1] - 1):
             kit.append(kit_colour(images, out.part_logits).cpu())
         f, v = out.reid_features()
         feats.append(f.float().cpu())
