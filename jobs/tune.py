@@ -126,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
     from prtreid.distributed import tune
     from prtreid.distributed.runtime import connect
 
+    tune.check_sweep_folder(args.out, sweep, args.resume)  # before a local Ray takes seconds to start
     tune.check_resources(sweep, private=connect(args.address)["local"])
     if args.kind == "losses":
         summary = tune.tune_losses(space, base, args.data, args.out, sweep, resume=args.resume,

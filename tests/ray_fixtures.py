@@ -1,4 +1,4 @@
-"""One local Ray for the whole test session, shared by every Ray test.
+"""One local Ray per test session (per pytest-xdist worker under ``make test``), shared by its Ray tests.
 
 It depends on :func:`s3_fixtures.s3_server` on purpose: Ray's workers inherit the environment of
 the process that starts Ray, so the S3 endpoint and credentials must be exported before Ray starts

@@ -165,19 +165,14 @@ def test_second_launch_with_the_same_name_resumes(killed_run, small_store: Path)
     from prtreid.distributed.train import train_distributed
 
     root, _, first = killed_run
-    storage = str(root / "runs")
-    again = train_distributed(tiny_config(3), str(small_store), storage, "lost-worker", num_workers=2,
-                              resources_per_worker=WORKER, max_failures=0)
-    assert again.start_epoch == 4 and again.history == first.history  # finished: nothing retrained
-    longer = train_distributed(tiny_config(4), str(small_store), storage, "lost-worker", num_workers=2,
+    longer = train_distributed(tiny_config(4), str(small_store), str(root / "runs"), "lost-worker", num_workers=2,
                                resources_per_worker=WORKER, max_failures=0)
     assert longer.start_epoch == 4 and [h["epoch"] for h in longer.history] == [1, 2, 3, 4]
     assert longer.history[:3] == first.history
     assert torch.load(longer.model_uri, weights_only=True)["metrics"]["epoch"] == 4
 
 
-def test_a_launch_with_other_settings_or_no_data_fails_once_and_keeps_the_run(killed_run, small_store: Path,
-                                                                               tmp_path: Path) -> None:
+def test_a_launch_with_other_settings_fails_once_and_keeps_the_run(killed_run, small_store: Path) -> None:
     from prtreid.distributed.train import train_distributed
     from prtreid.errors import ConfigError
 
@@ -191,9 +186,15 @@ def test_a_launch_with_other_settings_or_no_data_fails_once_and_keeps_the_run(ki
         train_distributed(other, str(small_store), str(root / "runs"), "lost-worker", num_workers=2,
                           resources_per_worker=WORKER, max_failures=2)
     assert (run / "history.json").read_bytes() == history
-    with pytest.raises(FileNotFoundError, match="no-such-store"):
-        train_distributed(tiny_config(1), str(tmp_path / "no-such-store"), str(tmp_path / "runs"), "x",
-                          num_workers=2, resources_per_worker=WORKER, max_failures=2)
+
+
+def test_a_refusal_without_differences_is_raised_as_the_worker_met_it() -> None:
+    from prtreid.distributed.train import _raise_refusal
+
+    _raise_refusal({"history": []}, "runs/x")  # trained: nothing to raise
+    refused = {"refused": "FileNotFoundError", "message": "/data/no-such-store: no such folder", "differences": None}
+    with pytest.raises(FileNotFoundError, match="^/data/no-such-store: no such folder$"):
+        _raise_refusal(refused, "runs/x")
 
 
 def test_storage_in_a_bucket_that_does_not_exist_is_refused_before_any_worker(s3_server: str, small_store: Path,

@@ -179,9 +179,10 @@ def test_local_copy_of_an_s3_sweeps_study_is_kept_in_a_private_folder(shared_tmp
     from prtreid.distributed.study_file import study_file
     from prtreid.storage import Storage
 
-    local = study_file(Storage(f"{s3_bucket}/sweeps/x"), "x", None, resume=False)
+    local = study_file(Storage(f"{s3_bucket}/sweeps/x"), "x", None)
     private = shared_tmp / f"prtreid-sweeps-{os.getuid()}"
     assert local.parent.parent == private and stat.S_IMODE(private.stat().st_mode) == 0o700
+
 
 @pytest.mark.parametrize("kind", ["world-writable", "link"])
 def test_private_temp_folder_made_first_by_someone_else_is_refused(shared_tmp: Path, tmp_path: Path,

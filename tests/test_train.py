@@ -29,6 +29,12 @@ def tiny_config(epochs: int = 4) -> ExperimentConfig:
     })
 
 
+def plumbing_config(epochs: int) -> ExperimentConfig:
+    """:func:`tiny_config` at 64x32, for tests of how training runs rather than what it learns."""
+    cfg = tiny_config(epochs)
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, image_size=(64, 32)))
+
+
 @pytest.fixture(scope="module")
 def trained(crop_store: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]]:
     out = tmp_path_factory.mktemp("run")
@@ -173,7 +179,7 @@ def test_autocast_dtype_per_device() -> None:
 
 @pytest.mark.skipif(not cpu_bf16_native(), reason="this CPU has no AVX512-BF16 or AMX-BF16: cpu_amp trains in float32")
 def test_bfloat16_cpu_training_learns(crop_store: Path, tmp_path: Path) -> None:
-    cfg = tiny_config(epochs=2)
+    cfg = plumbing_config(epochs=2)
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, cpu_amp=True))
     conv_dtypes: set[torch.dtype] = set()  # the dtypes the training steps' convolutions computed in
 
@@ -237,7 +243,7 @@ def test_negative_whole_loss_weights_are_refused_in_code_too() -> None:
 
 
 def test_budgeted_run_trains_what_fits_and_resumes_with_it(crop_store: Path, tmp_path: Path) -> None:
-    cfg = tiny_config(epochs=3)
+    cfg = plumbing_config(epochs=3)
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, schedule="step", milestones=(2,)))
     tight = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, budget_minutes=1e-4))
     history = fit(tight, crop_store, tmp_path)

@@ -21,16 +21,24 @@ log = logging.getLogger(__name__)
 STUDY_DB = "study.db"
 
 
-def study_file(storage: Storage, name: str, work_dir: str | Path | None, resume: bool) -> Path:
-    """The SQLite file of the study: in the sweep folder, or a local copy for an S3 sweep.
+def refuse_a_held_study(storage: Storage, resume: bool) -> None:
+    """A new sweep never starts over a folder that holds a study: it would overwrite the folder's results.
 
-    The file in a sweep folder is the study's record: a new sweep refuses to start over it (it would
-    overwrite the folder's results), and a resumed one starts from it; for an S3 sweep, from the copy
-    in S3 (a local copy may be another machine's, or stale).
+    Raises:
+        ConfigError: ``storage`` holds ``study.db`` and ``resume`` is false.
     """
-    if storage.exists(STUDY_DB) and not resume:
+    if not resume and storage.exists(STUDY_DB):
         raise ConfigError(f"{storage.url(STUDY_DB)}: this sweep folder already holds a study: pass resume "
                           "(--resume) to continue it, or choose another output folder")
+
+
+def study_file(storage: Storage, name: str, work_dir: str | Path | None) -> Path:
+    """The SQLite file of the study: in the sweep folder, or a local copy for an S3 sweep.
+
+    The file in a sweep folder is the study's record (see :func:`refuse_a_held_study`): a resumed
+    sweep starts from it; for an S3 sweep, from the copy in S3 (a local copy may be another machine's,
+    or stale).
+    """
     if storage.is_local:
         Path(storage.root).mkdir(parents=True, exist_ok=True)
         return Path(storage.path(STUDY_DB))

@@ -56,7 +56,7 @@ from sqlalchemy.exc import ArgumentError
 from prtreid.data.soccernet import find_sequences
 from prtreid.distributed import study as studies
 from prtreid.distributed import trials
-from prtreid.distributed.study_file import StudyBackup, study_file
+from prtreid.distributed.study_file import StudyBackup, refuse_a_held_study, study_file
 from prtreid.distributed.runtime import check_fits, storage_for_ray
 from prtreid.distributed.track import check_model
 from prtreid.distributed.train import shared_path
@@ -237,16 +237,30 @@ def check_study_storage(url: str | None) -> None:
                           "state under OUT/ray: give it through the database driver (PGPASSWORD, ~/.pgpass)")
 
 
-def _run_sweep(trainable: Any, space: SearchSpace, base: Any, out: str, sweep: SweepConfig, resume: bool,
-               work_dir: str | Path | None, weights: dict[str, float], max_t: int) -> dict[str, Any]:
+def check_sweep_folder(out: str, sweep: SweepConfig, resume: bool) -> Storage:
+    """Refuse, without Ray, a sweep folder in a bucket that does not exist, a study URL with a password,
+    or a new sweep over a folder that holds a study; return the folder's storage.
+
+    Raises:
+        FileNotFoundError: no such bucket.
+        ConfigError: the study URL or the folder (see :func:`check_study_storage`, :func:`refuse_a_held_study`).
+    """
     storage = Storage(out)
     storage.check_bucket()
+    check_study_storage(sweep.study_storage)
+    if not sweep.study_storage:
+        refuse_a_held_study(storage, resume)
+    return storage
+
+
+def _run_sweep(trainable: Any, space: SearchSpace, base: Any, out: str, sweep: SweepConfig, resume: bool,
+               work_dir: str | Path | None, weights: dict[str, float], max_t: int) -> dict[str, Any]:
+    storage = check_sweep_folder(out, sweep, resume)
     if os.environ.get("AWS_SECRET_ACCESS_KEY"):
         log.warning("AWS keys are in the environment: Ray Tune copies them into every trial's runtime environment, "
                     "which Ray's runtime_env_agent.log records in plain text. Give sweeps their credentials "
                     "through AWS_PROFILE, a credentials file or an instance role instead.")
-    check_study_storage(sweep.study_storage)
-    url = sweep.study_storage or studies.sqlite_url(study_file(storage, sweep.name, work_dir, resume))
+    url = sweep.study_storage or studies.sqlite_url(study_file(storage, sweep.name, work_dir))
     metrics = list(sweep.pareto) or ["objective"]
     db = studies.open_storage(url)
     if resume:
