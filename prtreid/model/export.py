@@ -1,8 +1,9 @@
 """Export the embedding model to ONNX and TorchScript, checked against the eager model.
 
-The exported graph takes a batch of normalised crops ``(B, 3, H, W)`` and returns four tensors:
-re-id descriptors ``(B, K+2, D)``, their visibility ``(B, K+2)``, team embeddings ``(B, Dt)`` and
-role probabilities ``(B, R)`` — what the tracker consumes.
+The exported graph takes a batch of normalised crops ``(B, 3, H, W)`` and returns what the tracker
+consumes: re-id descriptors ``(B, K+2, D)``, their visibility ``(B, K+2)``, team embeddings
+``(B, Dt)``, role probabilities ``(B, R)`` and, for a model with the part masks' parts, kit colours
+``(B, 6)`` (:func:`~prtreid.model.kit.kit_colour`, which teams are clustered on with the embedding).
 """
 
 from __future__ import annotations
@@ -13,9 +14,16 @@ import numpy as np
 import torch
 from torch import nn
 
+from prtreid.model.kit import has_kit_parts, kit_colour
 from prtreid.model.prtreid import PRTReID
 
 OUTPUT_NAMES = ("feats", "visibility", "team", "role_probs")
+KIT_OUTPUT = "kit"
+
+
+def output_names(model: PRTReID) -> tuple[str, ...]:
+    """The exported graph's outputs: :data:`OUTPUT_NAMES`, then ``kit`` where the model has the kit's parts."""
+    return OUTPUT_NAMES + ((KIT_OUTPUT,) if has_kit_parts(model.cfg.num_parts) else ())
 
 
 class EmbeddingHead(nn.Module):
@@ -27,12 +35,14 @@ class EmbeddingHead(nn.Module):
     def __init__(self, model: PRTReID) -> None:
         super().__init__()
         self.model = model
+        self.kit = has_kit_parts(model.cfg.num_parts)
         self.eval()
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
         out = self.model(images)
         feats, vis = out.reid_features()
-        return feats, vis, out.team, out.role_probabilities()
+        tensors = (feats, vis, out.team, out.role_probabilities())
+        return tensors + (kit_colour(images, out.part_logits),) if self.kit else tensors
 
 
 def export_onnx(model: PRTReID, path: str | Path, batch: int = 2, opset: int = 18) -> Path:
@@ -42,7 +52,7 @@ def export_onnx(model: PRTReID, path: str | Path, batch: int = 2, opset: int = 1
     h, w = model.cfg.image_size
     example = torch.randn(batch, 3, h, w, device=_device(model))
     torch.onnx.export(EmbeddingHead(model), (example,), str(path), input_names=["images"],
-                      output_names=list(OUTPUT_NAMES), opset_version=opset,
+                      output_names=list(output_names(model)), opset_version=opset,
                       dynamic_shapes={"images": {0: torch.export.Dim("batch", min=1, max=1024)}},
                       dynamo=True, external_data=False)
     return path
@@ -64,19 +74,17 @@ def max_abs_difference(model: PRTReID, onnx_path: str | Path | None = None,
     """Largest absolute difference per output between the eager model and the exports."""
     h, w = model.cfg.image_size
     x = torch.randn(batch, 3, h, w, generator=torch.Generator().manual_seed(seed)).to(_device(model))
+    names = output_names(model)
     ref = [t.cpu().numpy() for t in EmbeddingHead(model)(x)]
-    out: dict[str, float] = {}
+    runs: dict[str, list[np.ndarray]] = {}
     if onnx_path is not None:
         import onnxruntime as ort
 
         session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-        got = session.run(list(OUTPUT_NAMES), {"images": x.cpu().numpy()})
-        out |= {f"onnx/{n}": float(np.abs(a - b).max()) for n, a, b in zip(OUTPUT_NAMES, ref, got)}
+        runs["onnx"] = session.run(list(names), {"images": x.cpu().numpy()})
     if script_path is not None:
-        scripted = torch.jit.load(str(script_path))
-        got = [t.cpu().numpy() for t in scripted(x)]
-        out |= {f"torchscript/{n}": float(np.abs(a - b).max()) for n, a, b in zip(OUTPUT_NAMES, ref, got)}
-    return out
+        runs["torchscript"] = [t.cpu().numpy() for t in torch.jit.load(str(script_path))(x)]
+    return {f"{kind}/{n}": float(np.abs(a - b).max()) for kind, got in runs.items() for n, a, b in zip(names, ref, got)}
 
 
 def _device(model: nn.Module) -> torch.device:

@@ -28,6 +28,9 @@ _SRGB_TO_XYZ = torch.tensor([[0.412453, 0.357580, 0.180423],
                              [0.212671, 0.715160, 0.072169],
                              [0.019334, 0.119193, 0.950227]])
 _WHITE_D65 = torch.tensor([0.950456, 1.0, 1.088754])
+_MEAN = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+_STD = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+_SCALE = torch.tensor([LIGHTNESS_WEIGHT, 1.0, 1.0])
 
 
 def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
@@ -57,13 +60,12 @@ def kit_colour(images: torch.Tensor, part_logits: torch.Tensor) -> torch.Tensor:
     Raises:
         ConfigError: the part maps are not the part masks' (a model with another ``num_parts``).
     """
-    if not has_kit_parts(part_logits.shape[1] - 1):
+    # a TorchScript trace records shapes as tensors: the exporter checks the model's parts itself
+    if not torch.jit.is_tracing() and not has_kit_parts(part_logits.shape[1] - 1):
         raise ConfigError(f"the kit colour reads the part masks' parts {PARTS[1:]}: this model has "
                           f"{part_logits.shape[1] - 1} parts (model.num_parts); use the team embedding instead")
     images, part_logits = images.float(), part_logits.float()
-    mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1)
-    lab = rgb_to_lab((images * std + mean).clamp(0, 1))
+    lab = rgb_to_lab((images * _STD.to(images) + _MEAN.to(images)).clamp(0, 1))
     probs = part_logits.softmax(dim=1)[:, [PARTS.index(name) for name in KIT_PARTS]]
     probs = F.interpolate(probs, size=images.shape[-2:], mode="bilinear", align_corners=False)
     peak = probs.amax(dim=(2, 3), keepdim=True)
@@ -71,5 +73,4 @@ def kit_colour(images: torch.Tensor, part_logits: torch.Tensor) -> torch.Tensor:
     # one it does not see at all (probabilities that underflow to 0) takes the whole crop's
     weights = torch.where(peak > 0, probs / peak.clamp_min(torch.finfo(probs.dtype).tiny), 1.0) ** SHARPNESS
     colour = torch.einsum("bphw,bchw->bpc", weights, lab) / weights.sum(dim=(2, 3))[..., None]
-    scale = torch.tensor([LIGHTNESS_WEIGHT, 1.0, 1.0], device=images.device)
-    return (colour * scale).flatten(1)
+    return (colour * _SCALE.to(colour)).flatten(1)
