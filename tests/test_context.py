@@ -138,6 +138,20 @@ def test_one_keeper_in_view_at_a_time() -> None:
     assert contextual_roles(emb, probs, item, frame, ROLES).tolist() == [PLAYER] * 8 + [GOALKEEPER] * 2
 
 
+def test_a_second_keeper_in_view_falls_back_to_player_unless_pushed_out_of_the_teams() -> None:
+    rng = np.random.default_rng(10)
+    keeper = _row(player=0.3, goalkeeper=0.66, referee=0.02, other=0.02)
+    lone = _row(player=0.42, goalkeeper=0.49, referee=0.05, other=0.04)  # the head half takes him for a keeper
+    # one team in view, its keeper, and a lone opponent in a third kit: he is the other team's player
+    emb, item, frame = _items([0] * 4 + [3, 4], [(0, 30)] * 6, rng)
+    probs = np.concatenate([_probs(PLAYER, 4), keeper, lone])
+    assert contextual_roles(emb, probs, item, frame, ROLES).tolist() == [PLAYER] * 4 + [GOALKEEPER, PLAYER]
+    # both team kits found: an outsider is not a player, so a second keeper takes his next non-player role
+    emb, item, frame = _items([0] * 4 + [1] * 4 + [3, 4], [(0, 30)] * 10, rng)
+    probs = np.concatenate([_probs(PLAYER, 8), keeper, lone])
+    assert contextual_roles(emb, probs, item, frame, ROLES).tolist() == [PLAYER] * 8 + [GOALKEEPER, REFEREE]
+
+
 def test_people_per_group_counts_distinct_items_in_one_frame() -> None:
     groups = np.array([0, 0, 0, 1])
     item = np.array([0, 0, 1, 2, 2, 3])

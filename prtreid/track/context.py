@@ -28,9 +28,12 @@ one track never overlap), and:
   accuracy 0.936 -> 0.958 (fewer non-players in the team clustering); with weaker 5-epoch models
   it had cost team accuracy, so it stays a setting;
 * with ``one_keeper_in_view`` on (the default), where two people called goalkeeper are seen in one
-  frame, only the more keeper-like stays one and the other takes his most likely role after player
-  and goalkeeper: a broadcast view shows one goal, and so one keeper (no clip of the unseen sets
-  5001-5005 and 5011-5013 shows both at once);
+  frame, only the more keeper-like stays one and the other takes his most likely other role: a
+  broadcast view shows one goal, and so one keeper (no clip of the unseen sets 5001-5005 and
+  5011-5013 shows both at once). That role may be player, unless the outsider rule has put him
+  outside both team kits: near a goal a lone opponent in a third kit looks as keeper-like as the
+  keeper (unseen set 5005: a player at 0.49 keeper and 0.42 player probability, who had fallen to
+  referee at 0.04);
 * people outside the team kits called one of ``shared_kit_roles`` (referee, then other) share a
   role per kit group, the first of that list any of them is called: an assistant in the referee's
   kit is a referee. On the touchline a crop of an assistant looks like staff: on unseen sets
@@ -67,7 +70,7 @@ class RoleContext:
         small_second_team: with one team kit found, the largest other group the head calls players
             is the second team's, even if fewer than ``min_people`` wear it at once.
         one_keeper_in_view: at most one goalkeeper per frame; the less keeper-like of two seen together
-            takes his next non-player role.
+            takes his next most likely role (not player where the outsider rule barred it).
         shared_kit_roles: non-player roles decided per kit group, in priority order (empty: per person).
         player_role, keeper_role: the names of the player and goalkeeper roles.
     """
@@ -185,12 +188,14 @@ def contextual_roles(
     team_kit, both_teams = _team_kits(people, groups, probs, player, ctx)
     in_team = team_kit[groups]
     pred[in_team] = player
+    out = np.zeros(len(probs), bool)
     if ctx.outsiders and both_teams and probs.shape[1] > 1:
         others = np.delete(np.arange(probs.shape[1]), player)
         out = ~in_team & (probs[:, player] < ctx.outsider_keep_prob)
         pred[out] = others[probs[out][:, others].argmax(1)]
     if ctx.one_keeper_in_view and ctx.keeper_role in role_names:
-        _one_keeper_per_frame(pred, probs, item_of_row, frame_of_row, player, list(role_names).index(ctx.keeper_role))
+        _one_keeper_per_frame(pred, probs, item_of_row, frame_of_row, list(role_names).index(ctx.keeper_role),
+                              player, out)
     shared = np.array([list(role_names).index(r) for r in ctx.shared_kit_roles if r in role_names], np.int64)
     if len(shared) > 1:
         _vote_shared_kit_roles(pred, probs, groups, ~in_team, shared)
@@ -209,15 +214,17 @@ def _vote_shared_kit_roles(pred: np.ndarray, probs: np.ndarray, groups: np.ndarr
 
 
 def _one_keeper_per_frame(pred: np.ndarray, probs: np.ndarray, item_of_row: np.ndarray, frame_of_row: np.ndarray,
-                          player: int, keeper: int) -> None:
+                          keeper: int, player: int, no_player: np.ndarray) -> None:
     """In place: items called ``keeper`` keep the role from the most keeper-like down, unless seen in a
-    frame of one that kept it; those take their most likely role other than player and keeper."""
+    frame of one that kept it; those take their most likely other role, player excepted where
+    ``no_player`` (the outsiders of both team kits)."""
     called = np.flatnonzero(pred == keeper)
     if len(called) < 2 or probs.shape[1] < 3:
         return
     item_of_row, frame_of_row = np.asarray(item_of_row), np.asarray(frame_of_row)
     fallback = probs.copy()
-    fallback[:, [player, keeper]] = -np.inf
+    fallback[:, keeper] = -np.inf
+    fallback[no_player, player] = -np.inf
     taken: set[int] = set()
     for i in called[np.argsort(-probs[called, keeper], kind="stable")]:
         frames = set(frame_of_row[item_of_row == i].tolist())
