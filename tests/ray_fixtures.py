@@ -7,12 +7,22 @@ for workers to reach the session's moto_server.
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
+# a line Ray's log monitor forwards from a worker, "(MapWorker(...) pid=123) ...", possibly coloured: the
+# session's Ray outlives each test, so a late line from an earlier test's job can reach a later test's stderr
+_RAY_WORKER_LINE = re.compile(r"^(\x1b\[[0-9;]*m)?\(.*? pid=\d+\)")
+
+
+def own_lines(text: str) -> list[str]:
+    """The lines of captured output, without those Ray forwarded from its workers."""
+    return [line for line in text.strip().splitlines() if not _RAY_WORKER_LINE.match(line)]
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import signal
 import uuid
 from collections.abc import Iterator
@@ -30,13 +29,12 @@ from prtreid.pipeline.video import PipelineConfig, VideoPipeline, write_result
 from prtreid.storage import Storage
 from prtreid.train.checkpoint import model_meta, save_model
 
+from ray_fixtures import own_lines
+
 ORACLE = {"detector": "oracle", "device": "cpu"}
 YOLO = {"detector": "yolo:yolov8n.yaml", "device": "cpu", "cmc": "none",  # untrained: plumbing, tiny scores
         "detection": {"imgsz": 160, "conf": 0.0, "max_det": 15, "device": "cpu"},
         "tracker": {"min_conf": 0.0, "birth_conf": 0.0}}
-# a line Ray's log monitor forwards from a worker, "(MapWorker(...) pid=123) ...", possibly coloured: one
-# from an earlier test's Ray job can reach this process's stderr late, on a loaded machine
-RAY_WORKER_LINE = re.compile(r"^(\x1b\[[0-9;]*m)?\(.*? pid=\d+\)")
 GOOD = {"SNMOT-001": "oracle", "SNMOT-002": "oracle", "clip-a": "yolo", "clip-b": "yolo"}
 
 
@@ -285,7 +283,7 @@ def test_job_reports_a_malformed_manifest_on_one_line(tmp_path: Path, capsys: py
     manifest = tmp_path / "season.txt"
     manifest.write_text(f"{tmp_path}/a.mp4\n{tmp_path}/my video.mp4\n")
     assert _load_job().main(["--manifest", str(manifest), "--out", str(tmp_path / "out")]) == 2
-    err = [line for line in capsys.readouterr().err.strip().splitlines() if not RAY_WORKER_LINE.match(line)]
+    err = own_lines(capsys.readouterr().err)
     assert len(err) == 1 and err[0].startswith(f"track: error: {manifest}:2: "), err
 
 

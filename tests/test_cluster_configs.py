@@ -13,6 +13,8 @@ import jsonschema
 import pytest
 import yaml
 
+from ray_fixtures import own_lines
+
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER = ROOT / "cluster"
 
@@ -116,5 +118,5 @@ def test_train_job_reports_bad_settings_on_one_line(tmp_path: Path, capsys: pyte
     main = runpy.run_path(str(ROOT / "jobs" / "train.py"), run_name="jobs_train")["main"]
     argv = ["--config", str(bad), "--data", str(tmp_path), "--storage", str(tmp_path / "runs"), "--name", "x"]
     assert main(argv) == 2  # refused before Ray starts
-    err = capsys.readouterr().err.strip().splitlines()
+    err = own_lines(capsys.readouterr().err)
     assert err == [f"train: error: {bad}: train.epochs: expected int, got 'two'"]
