@@ -13,8 +13,10 @@ Three ways to get a Ray runtime:
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import shutil
 import socket
 import tempfile
 from pathlib import Path
@@ -53,8 +55,9 @@ def start_local_ray(num_cpus: int = 2, tmpdir: str | Path | None = None, *, num_
 
     Args:
         num_cpus, num_gpus: resources Ray may hand out (``num_gpus=None``: Ray detects them).
-        tmpdir: folder of Ray's session files (``RAY_TMPDIR``); default a new folder in ``/tmp``
-            (kept short: Ray's socket paths must fit in 107 characters).
+        tmpdir: folder of Ray's session files (``RAY_TMPDIR``), kept after the run; default a new
+            folder in ``/tmp`` (short: Ray's socket paths must fit in 107 characters), removed when
+            this process exits.
         object_store_memory: object store size in bytes; ``None`` lets Ray take 30% of memory.
         include_dashboard: the dashboard (needed by ``ray job submit``; Train/Tune were seen to
             hang at start-up without it on 2 CPUs).
@@ -77,8 +80,16 @@ def start_local_ray(num_cpus: int = 2, tmpdir: str | Path | None = None, *, num_
     if include_dashboard:
         kwargs |= {"dashboard_host": "127.0.0.1", "dashboard_port": dashboard_port or free_port()}
     context = ray.init(**kwargs)
+    if not tmpdir:
+        atexit.register(_remove_after_shutdown, tmp)  # runs before the exit hook ray.init registered
     log.info("started a local Ray (%d CPUs) in %s, dashboard %s", num_cpus, tmp, context.dashboard_url or "off")
     return dict(context.address_info)
+
+
+def _remove_after_shutdown(tmp: Path) -> None:
+    """Stop Ray, waiting for its processes (its own exit hook does not), then remove its session files."""
+    ray.shutdown()
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _loopback_only() -> None:
