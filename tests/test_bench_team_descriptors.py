@@ -20,6 +20,7 @@ def test_columns_score_crops_and_players_means() -> None:
     noisy_kit = kit.copy()
     noisy_kit[0] = kit[-1]  # one crop of player 0 shows the other kit: wrong alone, outvoted in its player's mean
     rows = bench.accuracies(emb, noisy_kit, kit, teams, np.zeros(40, int), people)
+    assert bench.accuracies(emb, noisy_kit, kit, teams, np.zeros(40, int), people, "kmeans")["kit"] == rows["kit"]
     assert rows["kit, true masks"] == (1.0, 1.0)
     assert rows["kit"] == (39 / 40, 1.0)
     assert rows["embedding"][0] < 0.9
@@ -33,7 +34,8 @@ def test_columns_score_crops_and_players_means() -> None:
 def test_runs_on_generated_clips(synth_data: Path, untrained_model: Path, capsys: pytest.CaptureFixture) -> None:
     assert load_script("team_descriptors").main(["--model", str(untrained_model), "--data", str(synth_data)]) == 0
     out = capsys.readouterr().out
-    assert "| set | embedding | kit | both | kit, true masks |" in out
+    assert out.count("| set | embedding | kit | both | kit, true masks |") == 2
+    assert "(mixture per clip" in out and "(kmeans per clip" in out
     row = next(line for line in out.splitlines() if line.startswith(f"| {synth_data.name} |"))
     values = [float(v) for cell in row.split("|")[2:-1] for v in cell.split("/")]
     assert len(values) == 8 and all(0.5 <= v <= 1.0 for v in values)

@@ -100,6 +100,8 @@ def test_evaluation_scores_teams_on_either_descriptor(crop_store, untrained_mode
     args = {"image_size": (64, 32), "role_names": tuple(meta["role_names"])}
     default = evaluate_store(model, crop_store, torch.device("cpu"), **args)
     assert default["team_acc"] == default["team_acc_both"] and {"team_acc_kit", "team_acc_embedding"} <= set(default)
+    kmeans = evaluate_store(model, crop_store, torch.device("cpu"), team_split="kmeans", **args)
+    assert kmeans["team_acc"] == kmeans["team_acc_kmeans"] == default["team_acc_kmeans"]
     embedding = evaluate_store(model, crop_store, torch.device("cpu"), team_from="embedding", **args)
     assert embedding["team_acc"] == embedding["team_acc_embedding"] == default["team_acc_embedding"]
 
@@ -116,10 +118,13 @@ def test_evaluation_scores_teams_on_either_descriptor(crop_store, untrained_mode
     VideoPipeline(PipelineConfig(device="cpu", team_from="embedding"), path)
 
 
-def test_the_command_line_offers_the_team_descriptors_of_the_library() -> None:
+def test_the_command_line_offers_the_team_descriptors_and_splits_of_the_library() -> None:
     from prtreid.cli import build_parser
-    from prtreid.track.teams import DEFAULT_TEAM_FROM, TEAM_DESCRIPTORS
+    from prtreid.track.teams import DEFAULT_TEAM_FROM, DEFAULT_TEAM_SPLIT, TEAM_DESCRIPTORS, TEAM_SPLITS
 
     commands = build_parser()._subparsers._group_actions[0].choices
-    option = next(a for a in commands["eval-reid"]._actions if "--team-from" in a.option_strings)
-    assert tuple(option.choices) == TEAM_DESCRIPTORS and option.default == DEFAULT_TEAM_FROM
+    options = {a.option_strings[0]: a for a in commands["eval-reid"]._actions if a.option_strings}
+    assert tuple(options["--team-from"].choices) == TEAM_DESCRIPTORS
+    assert options["--team-from"].default == DEFAULT_TEAM_FROM
+    assert tuple(options["--team-split"].choices) == TEAM_SPLITS
+    assert options["--team-split"].default == DEFAULT_TEAM_SPLIT

@@ -31,10 +31,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", type=Path, required=True, help="crop store or sequences folder (all held out)")
     p.add_argument("--model", type=Path, required=True, help="model.pt or checkpoint.pt")
     p.add_argument("--device", default="auto", help="auto (CUDA where available), cpu, cuda or cuda:N")
-    # prtreid.track.teams' TEAM_DESCRIPTORS, spelt out: importing prtreid.track would slow every --help
+    # prtreid.track.teams' TEAM_DESCRIPTORS and TEAM_SPLITS, spelt out: importing prtreid.track would slow every --help
     p.add_argument("--team-from", choices=("both", "kit", "embedding"), default="both",
                    help="what players' teams are clustered on: the team head's embedding and the kit colour "
                         "under the model's part maps side by side, either alone (each accuracy is printed "
+                        "without --json)")
+    p.add_argument("--team-split", choices=("mixture", "kmeans"), default="mixture",
+                   help="how they are split in two: KMeans(2) then a Gaussian mixture with one covariance "
+                        "shared by both teams, or KMeans(2) alone, the paper's (its accuracy is printed "
                         "without --json)")
     p.add_argument("--json", action="store_true", help="print only the JSON metrics")
     p.set_defaults(func=run_eval)
@@ -126,7 +130,7 @@ def run_eval(args: argparse.Namespace) -> int:
         try:
             metrics = evaluate_store(model, store, device, image_size=tuple(meta["model_config"]["image_size"]),
                                      role_names=tuple(meta["role_names"]), min_frame_gap=TrainConfig.min_frame_gap,
-                                     team_from=args.team_from, progress=progress)
+                                     team_from=args.team_from, team_split=args.team_split, progress=progress)
         finally:
             close()
     if metrics["num_queries"] == 0:
@@ -135,8 +139,8 @@ def run_eval(args: argparse.Namespace) -> int:
                                                 "rank-1 are undefined: evaluate longer clips")
     report = {k: metrics[k] for k in REPORT_KEYS}
     if not args.json:
-        report |= {k: metrics[k] for k in ("rank5", "num_queries", "skipped_queries", "team_acc_both",
-                                           "team_acc_kit", "team_acc_embedding", "team_acc_per_sequence",
+        report |= {k: metrics[k] for k in ("rank5", "num_queries", "skipped_queries", "team_acc_both", "team_acc_kit",
+                                           "team_acc_embedding", "team_acc_kmeans", "team_acc_per_sequence",
                                            "role_acc_crop", "role_confusion", "role_names") if k in metrics}
     print(json.dumps(report, indent=None if args.json else 2))
     return 0

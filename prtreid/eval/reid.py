@@ -22,10 +22,9 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from sklearn.cluster import KMeans
 from sklearn.metrics import confusion_matrix, f1_score
 
-from prtreid.track.teams import team_features
+from prtreid.track.teams import split_teams, team_features
 
 
 def part_distance(
@@ -90,10 +89,11 @@ def _average_precision(matches: np.ndarray) -> float:
 
 def team_accuracy(
     team_emb: np.ndarray, teams: np.ndarray, matches: np.ndarray, seed: int = 0,
-    kit: np.ndarray | None = None, team_from: str = "embedding",
+    kit: np.ndarray | None = None, team_from: str = "embedding", team_split: str = "kmeans",
 ) -> tuple[float, dict[int, float]]:
-    """Team accuracy by KMeans(2), per match, over the players' L2-normalised team embeddings, or
-    their kit colours, or both (``team_from``, :func:`~prtreid.track.teams.team_features`).
+    """Team accuracy by a split in two (``team_split``, :func:`~prtreid.track.teams.split_teams`;
+    ``kmeans``: KMeans(2), the paper's), per match, over the players' L2-normalised team embeddings,
+    or their kit colours, or both (``team_from``, :func:`~prtreid.track.teams.team_features`).
 
     Only samples with a team label (0/1) take part; each match is scored with the better of the
     two cluster-to-team assignments. Returns the sample-weighted overall accuracy and the
@@ -106,7 +106,7 @@ def team_accuracy(
         if len(np.unique(teams[sel])) < 2:
             continue
         x = team_features(team_emb[sel], None if kit is None else kit[sel], team_from)
-        pred = KMeans(n_clusters=2, n_init=10, random_state=seed).fit_predict(x)
+        pred = split_teams(x, seed=seed, method=team_split).predict(x)
         agree = int((pred == teams[sel]).sum())
         best = max(agree, int(sel.sum()) - agree)
         per_match[int(m)] = best / int(sel.sum())

@@ -36,7 +36,7 @@ from prtreid.track.ball import BallTrack
 from prtreid.track.cmc import CameraMotion
 from prtreid.track.config import TrackerConfig
 from prtreid.track.context import RoleContext
-from prtreid.track.teams import DEFAULT_TEAM_FROM, TeamFrom
+from prtreid.track.teams import DEFAULT_TEAM_FROM, TRACKLET_TEAM_SPLIT, TeamFrom, TeamSplit
 from prtreid.track.tracker import Appearance, Detections, PRTTracker
 from prtreid.track.tracklets import (
     TrackTable, assign_teams, backfill_tentative, interpolate_gaps, smooth_boxes, vote_roles,
@@ -70,6 +70,8 @@ class PipelineConfig:
         team_from: what player tracklets are clustered into teams on (:mod:`prtreid.track.teams`):
             ``both`` (default), ``kit`` (the kit colour under the model's part maps) or ``embedding``
             (the team head's output, the paper's).
+        team_split: how they are split in two (:func:`prtreid.track.teams.split_teams`):
+            ``kmeans`` (default, the paper's) or ``mixture``.
         device: ``auto``, ``cpu`` or ``cuda``; amp: fp16 embedding on CUDA.
     """
 
@@ -84,6 +86,7 @@ class PipelineConfig:
     smooth_window: int = 9
     role_context: RoleContext = field(default_factory=RoleContext)
     team_from: TeamFrom = DEFAULT_TEAM_FROM
+    team_split: TeamSplit = TRACKLET_TEAM_SPLIT
     device: str = "auto"
     amp: bool = False
 
@@ -196,7 +199,7 @@ class VideoPipeline:
             roles = vote_roles(table.track_id, table.role_probs, self.role_names, frames=table.frame,
                                team_rows=table.team, context=self.cfg.role_context)
             teams = assign_teams(table.track_id, table.team, roles, frames=table.frame, kit_rows=table.kit,
-                                 team_from=self.cfg.team_from)
+                                 team_from=self.cfg.team_from, team_split=self.cfg.team_split)
         table = refine_boxes(table, self.cfg)
         if len(ball):  # the ball's track takes the next free id; a role only where people have one (a model)
             ball_id = int(table.track_id.max(initial=0)) + 1

@@ -9,10 +9,10 @@ frame, with the detection's team embedding and role probabilities). Once the vid
   logits, as tracklab does, lets one overconfident frame outvote many), settled by the match
   context when given (:mod:`prtreid.track.context`: a kit worn by several people at once is a
   team kit).
-* :func:`assign_teams`: tracklet means of unit team embeddings and of kit colours, KMeans(2) over
-  player tracklets (on what :mod:`prtreid.track.teams` picks) weighted by their length; short player
-  tracklets take the nearer centroid, goalkeepers the team seen in numbers around them; referees and
-  others get no team. Team labels 0/1 are arbitrary (evaluation is permutation-invariant).
+* :func:`assign_teams`: tracklet means of unit team embeddings and of kit colours, split in two
+  over player tracklets (on what :mod:`prtreid.track.teams` picks) weighted by their length; short
+  player tracklets take their team from that split, goalkeepers the team seen in numbers around
+  them; referees and others get no team. Team labels 0/1 are arbitrary (evaluation is permutation-invariant).
 * :func:`interpolate_gaps`: linear interpolation of boxes across short gaps within a track
   (StrongSORT's linear interpolation).
 * :func:`smooth_boxes`: a centred Savitzky-Golay filter (scipy's) over each track's boxes, which
@@ -27,11 +27,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.signal import savgol_filter
-from sklearn.cluster import KMeans
 
 from prtreid.data.types import MotTable
 from prtreid.track.context import RoleContext, contextual_roles
-from prtreid.track.teams import team_features, unit_rows
+from prtreid.track.teams import split_teams, team_features, unit_rows
 from prtreid.track.tracker import Appearance, Tracks
 
 
@@ -186,21 +185,23 @@ def assign_teams(
     frames: np.ndarray | None = None,
     kit_rows: np.ndarray | None = None,
     team_from: str = "embedding",
+    team_split: str = "kmeans",
 ) -> dict[int, int | None]:
     """Team (0 or 1) of each tracklet, or ``None``.
 
     Each tracklet is summarised by the mean of its L2-normalised team embeddings (NaN rows
     skipped), normalised again, and by the mean of its kit colours (``kit_rows``); ``team_from``
     picks what is clustered (:func:`~prtreid.track.teams.team_features`, scaled over the tracklets
-    clustered). KMeans(2) (``n_init=10``, seeded) runs over the tracklets whose
-    voted role is in ``team_roles`` and that have at least ``min_rows`` rows, each weighted by
-    its number of rows, so short noisy fragments do not move the centroids. Every such tracklet,
-    long or short, then takes the nearer centroid.
+    clustered). They are split in two (``team_split``, :func:`~prtreid.track.teams.split_teams`,
+    seeded; ``kmeans``: KMeans(2), the paper's) over the tracklets whose voted role is in
+    ``team_roles`` and that have at least ``min_rows`` rows, each weighted by its number of rows,
+    so short noisy fragments do not move the centroids. Every such tracklet, long or short, then
+    takes its team from that split.
 
     Goalkeepers (``keeper_roles``) wear a kit unlike both teams', so their embedding cannot tell
     their team. Given the rows' ``frames``, a goalkeeper joins the team with more player rows in
     the frames where he is seen: a camera that shows a keeper shows his goal, which his team
-    defends in numbers. Without ``frames``, or on a tie, he takes the nearer centroid. Other
+    defends in numbers. Without ``frames``, or on a tie, he takes the team the split gives his mean. Other
     roles (referees, others) get ``None``; ``roles`` maps track ids to roles
     (:func:`vote_roles`), and ``None`` treats every tracklet as a player.
     """
@@ -222,18 +223,13 @@ def assign_teams(
     if not fit.any():
         return out
     x = team_features(mean, kit_mean, team_from, scale_rows=fit)
-    if fit.sum() == 1:
-        centroids = x[fit]
-    else:
-        km = KMeans(n_clusters=2, n_init=10, random_state=seed).fit(x[fit], sample_weight=counts[fit])
-        centroids = km.cluster_centers_
-    nearest = np.linalg.norm(x[:, None, :] - centroids[None, :, :], axis=2).argmin(1)
-    out.update({int(t): int(team) for t, team in zip(uniq[is_team], nearest[is_team])})
+    split = split_teams(x[fit], counts[fit], seed, team_split).predict(x)
+    out.update({int(t): int(team) for t, team in zip(uniq[is_team], split[is_team])})
     row_team = None
     if frames is not None and is_keeper.any():  # keepers are still None here: only players count
         all_ids, item_of_row = np.unique(track_ids, return_inverse=True)  # per tracklet, not per row: long videos
         row_team = np.array([-1 if out[int(t)] is None else out[int(t)] for t in all_ids])[item_of_row]
-    for t, team in zip(uniq[is_keeper], nearest[is_keeper]):
+    for t, team in zip(uniq[is_keeper], split[is_keeper]):
         crowd = None if row_team is None else _crowd_team(np.asarray(frames), track_ids == t, row_team)
         out[int(t)] = int(team) if crowd is None else crowd
     return out

@@ -17,7 +17,7 @@ from prtreid.errors import ConfigError
 from prtreid.eval.reid import part_distance, reid_metrics, role_metrics, team_accuracy
 from prtreid.model.kit import has_kit_parts, kit_colour
 from prtreid.track.context import RoleContext, contextual_roles
-from prtreid.track.teams import DEFAULT_TEAM_FROM, TEAM_DESCRIPTORS
+from prtreid.track.teams import DEFAULT_TEAM_FROM, DEFAULT_TEAM_SPLIT, TEAM_DESCRIPTORS
 
 
 @torch.no_grad()
@@ -54,12 +54,14 @@ def evaluate_store(model: nn.Module, store: str | Path, device: torch.device, *,
                    image_size: tuple[int, int], role_names: tuple[str, ...],
                    batch_size: int = 64, min_frame_gap: int = 10, num_workers: int = 0,
                    role_context: RoleContext = RoleContext(), team_from: str = DEFAULT_TEAM_FROM,
+                   team_split: str = DEFAULT_TEAM_SPLIT,
                    progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Re-id mAP/rank-k (query vs gallery), team accuracy and role metrics on the held-out sequences.
 
     Team accuracy uses the players (role ``player``) of query and gallery together, per sequence,
-    clustered on ``team_from`` (:mod:`prtreid.track.teams`; ``team_acc_both``, ``team_acc_kit`` and
-    ``team_acc_embedding`` give each, the first two where the model has the kit colour);
+    clustered on ``team_from`` and split by ``team_split`` (:mod:`prtreid.track.teams`;
+    ``team_acc_both``, ``team_acc_kit`` and ``team_acc_embedding`` give each descriptor, the first two
+    where the model has the kit colour, and ``team_acc_kmeans`` ``team_from`` split by KMeans alone);
     ``team_acc_per_sequence`` maps each sequence with players of both teams to its own.
     Role metrics use every held-out crop; the roles are decided per sequence with the match
     context (:mod:`prtreid.track.context`, the decision tracking makes over tracklets, here over
@@ -90,13 +92,15 @@ def evaluate_store(model: nn.Module, store: str | Path, device: torch.device, *,
     team_emb = np.concatenate([q["team"], g["team"]])
     matches = np.concatenate([query.matches, gallery.matches])
     kit = None if q["kit"] is None else np.concatenate([q["kit"], g["kit"]])
-    by_descriptor = {name: team_accuracy(team_emb, teams, matches, kit=kit, team_from=name)
+    by_descriptor = {name: team_accuracy(team_emb, teams, matches, kit=kit, team_from=name, team_split=team_split)
                      for name in TEAM_DESCRIPTORS if kit is not None or name == "embedding"}
     if team_from not in by_descriptor:
         raise ConfigError(f"team_from {team_from!r}: this model gives {sorted(by_descriptor)} "
                           f"(of {', '.join(TEAM_DESCRIPTORS)}; the kit colour needs the part masks' parts)")
     out["team_acc"], per_match = by_descriptor[team_from]
     out |= {f"team_acc_{name}": acc for name, (acc, _) in by_descriptor.items()}
+    out["team_acc_kmeans"] = team_accuracy(team_emb, teams, matches, kit=kit, team_from=team_from,
+                                           team_split="kmeans")[0]
     out["team_acc_per_sequence"] = {query.match_names[m]: acc for m, acc in per_match.items()}
     logits = np.concatenate([q["role_logits"], g["role_logits"]])
     pred = _roles_in_context(logits, team_emb, matches,
