@@ -57,7 +57,8 @@ def accuracies(emb: np.ndarray, kit: np.ndarray, true_kit: np.ndarray, teams: np
             sel = (matches == m) & (teams >= 0)
             if len(np.unique(teams[sel])) < 2:
                 continue
-            hits[0] += _split_hits(team_features(emb[sel], k[sel], team_from), teams[sel], np.ones(sel.sum(), int), split)
+            crops = team_features(emb[sel], k[sel], team_from)
+            hits[0] += _split_hits(crops, teams[sel], np.ones(sel.sum(), int), split)
             ids, inverse, counts = np.unique(people[sel], return_inverse=True, return_counts=True)
             means = [np.array([x[sel][inverse == j].mean(0) for j in range(len(ids))]) for x in (emb, k)]
             person_teams = np.array([teams[sel][inverse == j][0] for j in range(len(ids))])

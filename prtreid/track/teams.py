@@ -43,8 +43,8 @@ split by a mixture")."""
 TRACKLET_TEAM_SPLIT: TeamSplit = "kmeans"
 MIXTURE_REG = 0.3
 """The mixture's covariance regulariser, as a fraction of the rows' mean variance per dimension (the
-descriptors' units differ). From 0.03 to 1 it gave the same accuracy; from about 3 the two
-components merge."""
+descriptors' units differ). From 0.03 to 1 it gave the same accuracy; at 3 the kit colour alone
+merged into one component."""
 
 
 def team_features(embedding: np.ndarray, kit: np.ndarray | None, team_from: str,
