@@ -10,6 +10,7 @@ import pytest
 import torch
 from sklearn.cluster import KMeans
 from sklearn.metrics import accuracy_score, average_precision_score, confusion_matrix, f1_score
+from sklearn.mixture import GaussianMixture
 
 import prtreid.train.evaluate as evaluate
 from prtreid.data.crops import read_crop_index
@@ -111,8 +112,20 @@ def test_part_distance_holistic_rows_always_count() -> None:
     assert d_none.item() == pytest.approx(1.5) and d_one.item() == pytest.approx(3.0)
 
 
+def _reference_split(x: np.ndarray, seed: int, split: str) -> np.ndarray:
+    """KMeans(2); for ``mixture``, then EM of a tied-covariance Gaussian mixture from its centres,
+    regularised by 0.3 of the mean variance per dimension, unless it leaves a team empty."""
+    km = KMeans(n_clusters=2, n_init=10, random_state=seed).fit(x)
+    if split == "kmeans":
+        return km.labels_
+    gm = GaussianMixture(2, covariance_type="tied", means_init=km.cluster_centers_, reg_covar=0.3 * x.var(0).mean(),
+                         random_state=seed).fit(x)
+    labels = gm.predict(x)
+    return labels if len(set(labels.tolist())) == 2 else km.labels_
+
+
 def _reference_team(emb: np.ndarray, teams: np.ndarray, matches: np.ndarray, seed: int,
-                    normalize: bool = True, kit: np.ndarray | None = None) -> tuple[float, dict]:
+                    normalize: bool = True, kit: np.ndarray | None = None, split: str = "kmeans") -> tuple[float, dict]:
     per, correct, total = {}, 0.0, 0
     for m in np.unique(matches):
         sel = (matches == m) & (teams >= 0)
@@ -122,7 +135,7 @@ def _reference_team(emb: np.ndarray, teams: np.ndarray, matches: np.ndarray, see
         if kit is not None:
             k = kit[sel]
             x = np.hstack([x / np.sqrt(x.var(0).sum()), 2 * k / np.sqrt(k.var(0).sum())])
-        labels = KMeans(n_clusters=2, n_init=10, random_state=seed).fit_predict(x)
+        labels = _reference_split(x, seed, split)
         per[int(m)] = max(accuracy_score(teams[sel], labels), accuracy_score(teams[sel], 1 - labels))
         correct, total = correct + per[int(m)] * sel.sum(), total + int(sel.sum())
     return correct / total, per
@@ -214,12 +227,16 @@ def test_evaluate_store_wiring_against_an_independent_computation(crop_store: Pa
     teams = np.where(both["role"] == "player", both["team"].map({"left": 0, "right": 1}).fillna(-1), -1).astype(int)
     kit = np.stack([fake[c]["kit"] for c in both["crop_id"]])
     sequences = both["sequence"].map(seqs).to_numpy()
-    # the default: per sequence, unit embeddings and kit colours side by side, each over its spread, kit x2
-    want_acc, want_per = _reference_team(emb, teams, sequences, seed=0, kit=kit)
+    # the default: per sequence, unit embeddings and kit colours side by side, each over its spread, kit x2,
+    # split by the mixture
+    want_acc, want_per = _reference_team(emb, teams, sequences, seed=0, kit=kit, split="mixture")
     assert want_per and out["team_acc"] == out["team_acc_both"] == pytest.approx(want_acc)
     assert out["team_acc_per_sequence"] == pytest.approx({sorted(seqs)[m]: a for m, a in want_per.items()})
-    assert out["team_acc_kit"] == pytest.approx(_reference_team(kit, teams, sequences, seed=0, normalize=False)[0])
-    assert out["team_acc_embedding"] == pytest.approx(_reference_team(emb, teams, sequences, seed=0)[0])
+    assert out["team_acc_kmeans"] == pytest.approx(_reference_team(emb, teams, sequences, seed=0, kit=kit)[0])
+    kit_alone = _reference_team(kit, teams, sequences, seed=0, normalize=False, split="mixture")[0]
+    embedding_alone = _reference_team(emb, teams, sequences, seed=0, split="mixture")[0]
+    assert out["team_acc_kit"] == pytest.approx(kit_alone)
+    assert out["team_acc_embedding"] == pytest.approx(embedding_alone)
 
     logits = np.stack([fake[c]["role_logits"] for c in both["crop_id"]])
     truth = both["role"].map(ROLES.index).to_numpy()
