@@ -99,8 +99,8 @@ def evaluate_store(model: nn.Module, store: str | Path, device: torch.device, *,
                           f"(of {', '.join(TEAM_DESCRIPTORS)}; the kit colour needs the part masks' parts)")
     out["team_acc"], per_match = by_descriptor[team_from]
     out |= {f"team_acc_{name}": acc for name, (acc, _) in by_descriptor.items()}
-    out["team_acc_kmeans"] = team_accuracy(team_emb, teams, matches, kit=kit, team_from=team_from,
-                                           team_split="kmeans")[0]
+    out["team_acc_kmeans"] = out["team_acc"] if team_split == "kmeans" else team_accuracy(
+        team_emb, teams, matches, kit=kit, team_from=team_from, team_split="kmeans")[0]
     out["team_acc_per_sequence"] = {query.match_names[m]: acc for m, acc in per_match.items()}
     logits = np.concatenate([q["role_logits"], g["role_logits"]])
     pred = _roles_in_context(logits, team_emb, matches,
